@@ -1,0 +1,41 @@
+# Two commands a newcomer needs (see README):
+#   make demo   set up from nothing, run the demo workflow -> results/demo/tables/table1.csv
+#   make test   set up from nothing, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo test bench lint dag clean-demo
+
+setup: $(VENV)/.installed
+
+# torch is pinned first on its own so pip takes the wheel pair that matches (torchvision's
+# PyPI build must match torch exactly); the package and its extras follow.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[workflow,test]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_paste.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_dryrun.py
+
+lint: setup
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile rules/
+
+dag: setup
+	$(VENV)/bin/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
+
+clean-demo:
+	rm -rf results/demo

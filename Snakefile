@@ -1,0 +1,41 @@
+# segaug: augmentation for semantic segmentation, from raw data to the paper's tables.
+#
+#   snakemake --cores all                                  # Table 1 of the paper (config/config.yaml)
+#   snakemake --cores 2 --configfile config/demo.yaml      # the laptop demo, results/demo/
+#   snakemake --profile profiles/slurm results/tables/table1.csv
+#
+# Rules say WHAT exists and from what; scripts/ are the glue; src/segaug/ holds the algorithms.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The paper config is the default; `--configfile config/demo.yaml` replaces it (not merged).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/pool.smk"
+include: "rules/paste.smk"
+include: "rules/train.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+    download_dataset,
+    download_list,
+    table1,
+    seed_metrics,
+
+
+rule all:
+    default_target: True
+    input:
+        f"{OUT}/tables/table1.csv",
+        f"{OUT}/tables/table1.md",
+

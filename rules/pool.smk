@@ -1,0 +1,21 @@
+# Crop stage: minority-class objects of the training split -> object pool (RGBA + index).
+
+
+rule pool:
+    input:
+        dataset=lambda w: dataset_dir(w.dataset),
+        train_list=f"{OUT}/{{dataset}}/{{split}}/splits/train.txt",
+    output:
+        directory(f"{OUT}/{{dataset}}/{{split}}/pool"),
+    params:
+        script=script("pool.py"),
+        args=pool_args(),
+    log:
+        f"{OUT}/logs/pool/{{dataset}}/{{split}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/pool/{{dataset}}/{{split}}.tsv"
+    conda:
+        "../envs/paste.yaml"
+    shell:
+        "python {params.script} --dataset-root {input.dataset} --split-list {input.train_list}"
+        " {params.args} --out {output} 2> {log}"

@@ -1,0 +1,57 @@
+# Training (the MMSegmentation VOC recipe on segmentation-models-pytorch + Lightning) and
+# evaluation on the split's val list.
+# state/ holds the resumable Lightning checkpoint; it is not an output, so a killed or
+# preempted job that is rerun resumes from it instead of starting over.
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        model=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/model.pt",
+        curve=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/curve.csv",
+    params:
+        script=script("train.py"),
+        state=lambda w: os.path.join(
+            run_dir("train", w.dataset, w.split, w.model, w.trainset, w.loss, w.seed), "state"
+        ),
+        extra=extra_sets,
+        model=lambda w: jarg(config["models"][w.model]),
+        train=jarg(config["train"]),
+        loss=lambda w: jarg(config["losses"][w.loss]),
+        run=lambda w: jarg(run_info(w)),
+    threads: 1
+    log:
+        f"{OUT}/logs/train/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "python {params.script} --dataset-root {input.dataset}"
+        " --train-list {input.train_list} {params.extra} --val-list {input.val_list}"
+        " --model-json {params.model} --train-json {params.train} --loss-json {params.loss}"
+        " --run-json {params.run} --seed {wildcards.seed} --threads {threads}"
+        " --out-model {output.model} --out-curve {output.curve} --state-dir {params.state}"
+        " 2> {log}"
+
+
+rule evaluate:
+    input:
+        dataset=lambda w: dataset_dir(w.dataset),
+        val_list=f"{OUT}/{{dataset}}/{{split}}/splits/val.txt",
+        model=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/model.pt",
+    output:
+        metrics=f"{OUT}/{{dataset}}/{{split}}/eval/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/metrics.json",
+        confusion=f"{OUT}/{{dataset}}/{{split}}/eval/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/confusion.csv",
+    threads: 1
+    params:
+        script=script("evaluate.py"),
+    log:
+        f"{OUT}/logs/evaluate/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.log",
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "python {params.script} --dataset-root {input.dataset} --val-list {input.val_list}"
+        " --model {input.model} --threads {threads} --out-metrics {output.metrics}"
+        " --out-confusion {output.confusion} 2> {log}"

@@ -1,0 +1,268 @@
+"""The one canonical dataset layout used inside the workflow.
+
+```
+root/
+  images/{id}.jpg|png   RGB images (VOC JPEGs are copied unchanged; generated images are PNG)
+  labels/{id}.png       single-channel uint8 class indices, 255 = ignore
+  classes.json          {"names": [...], "palette": [[r, g, b], ...], "ignore_index": 255}
+```
+Split lists are plain text files, one image id per line, kept beside the data they select.
+Labels hold class indices; palettes are for viewing only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segaug.errors import SegaugError
+from segaug.io import atomic_path, write_json
+
+IGNORE_INDEX = 255
+IMAGE_EXTS = (".jpg", ".png", ".jpeg")
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Class names and their viewing palette; index i is class i, 255 is ignore."""
+
+    names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    ignore_index: int = IGNORE_INDEX
+
+    def __post_init__(self):
+        if len(self.names) != len(self.palette):
+            raise SegaugError(
+                f"class table: {len(self.names)} names but {len(self.palette)} palette colours; "
+                "give one colour per class"
+            )
+        if len(set(self.names)) != len(self.names):
+            raise SegaugError(f"class table: duplicate class names in {list(self.names)}")
+        if not 0 < len(self.names) < 255:
+            raise SegaugError("class table: need between 1 and 254 classes")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        """Index of a class by name; a clear error for an unknown name."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise SegaugError(
+                f"unknown class {name!r}; known classes: {', '.join(self.names)}"
+            ) from None
+
+    def indices(self, names: Iterable[str]) -> list[int]:
+        return [self.index(n) for n in names]
+
+    def to_dict(self) -> dict:
+        return {
+            "names": list(self.names),
+            "palette": [list(c) for c in self.palette],
+            "ignore_index": self.ignore_index,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "class table") -> "ClassTable":
+        try:
+            return cls(
+                names=tuple(d["names"]),
+                palette=tuple(tuple(int(v) for v in c) for c in d["palette"]),
+                ignore_index=int(d.get("ignore_index", IGNORE_INDEX)),
+            )
+        except (KeyError, TypeError) as e:
+            raise SegaugError(f"{source}: expected keys 'names' and 'palette' ({e})") from None
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClassTable":
+        path = Path(path)
+        if not path.exists():
+            raise SegaugError(f"{path}: class table not found; prepare the dataset first")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise SegaugError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(d, source=str(path))
+
+    def colorize(self, label: np.ndarray) -> np.ndarray:
+        """RGB view of an index label (ignore pixels white)."""
+        lut = np.full((256, 3), 255, dtype=np.uint8)
+        lut[: self.num_classes] = np.asarray(self.palette, dtype=np.uint8)
+        return lut[label]
+
+
+def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
+    """The PASCAL VOC colour map (bit-interleaved), as used by the VOC devkit."""
+    out = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out.append((r, g, b))
+    return out
+
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+
+def voc_class_table() -> ClassTable:
+    return ClassTable(VOC_CLASSES, tuple(voc_palette(len(VOC_CLASSES))))
+
+
+# ---------------------------------------------------------------- images and labels
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an RGB image as HxWx3 uint8; a corrupt file is a clear error naming it."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise SegaugError(f"{path}: image not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise SegaugError(f"{path}: cannot read image ({e}); replace or remove it") from None
+
+
+def read_label(path: str | Path, num_classes: int | None = None) -> np.ndarray:
+    """Read a single-channel index label (HxW uint8).
+
+    Palette ('P') PNGs give their indices, as VOC's do. With ``num_classes`` every value must
+    be a class index or 255, else a clear error names the file and the offending values.
+    """
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P"):
+                raise SegaugError(
+                    f"{path}: label must be a single-channel index PNG (mode L or P), "
+                    f"got mode {im.mode}; convert colour masks to class indices"
+                )
+            label = np.asarray(im).astype(np.uint8, copy=False)
+    except FileNotFoundError:
+        raise SegaugError(f"{path}: label not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise SegaugError(f"{path}: cannot read label ({e}); replace or remove it") from None
+    if num_classes is not None:
+        check_label_values(label, num_classes, path)
+    return label
+
+
+def check_label_values(label: np.ndarray, num_classes: int, source) -> None:
+    values = np.unique(label)
+    bad = [int(v) for v in values if v >= num_classes and v != IGNORE_INDEX]
+    if bad:
+        raise SegaugError(
+            f"{source}: label values {bad} are outside the class table "
+            f"(0..{num_classes - 1}, 255 = ignore); fix the label or the class table"
+        )
+
+
+def write_label(path: str | Path, label: np.ndarray) -> None:
+    if label.dtype != np.uint8 or label.ndim != 2:
+        raise ValueError(f"label must be a 2-D uint8 array, got {label.dtype} {label.shape}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(label, mode="L").save(tmp, format="PNG")
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write an RGB image; the format follows the suffix (PNG lossless, JPEG quality 95)."""
+    suffix = Path(path).suffix.lower()
+    with atomic_path(path) as tmp:
+        im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
+        if suffix in (".jpg", ".jpeg"):
+            im.save(tmp, format="JPEG", quality=95)
+        else:
+            im.save(tmp, format="PNG")
+
+
+# ---------------------------------------------------------------- splits and pairs
+
+
+def read_split(path: str | Path) -> list[str]:
+    """Read a split list (one id per line). An empty or missing list is a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise SegaugError(f"{path}: split list not found")
+    ids = [line.strip().split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise SegaugError(f"{path}: split list is empty; it must name at least one image id")
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise SegaugError(f"{path}: duplicate ids in split list, e.g. {dup}")
+    return ids
+
+
+def write_split(path: str | Path, ids: Sequence[str]) -> None:
+    if not ids:
+        raise SegaugError(f"{path}: refusing to write an empty split list")
+    from segaug.io import write_text
+
+    write_text(path, "".join(f"{i}\n" for i in ids))
+
+
+def image_path(root: str | Path, image_id: str) -> Path:
+    """Path of an image in a canonical dataset, whatever its extension."""
+    root = Path(root)
+    for ext in IMAGE_EXTS:
+        p = root / "images" / f"{image_id}{ext}"
+        if p.exists():
+            return p
+    raise SegaugError(f"{root / 'images'}: no image for id {image_id!r} (.jpg or .png)")
+
+
+def label_path(root: str | Path, image_id: str) -> Path:
+    p = Path(root) / "labels" / f"{image_id}.png"
+    if not p.exists():
+        raise SegaugError(f"{p}: label not found for id {image_id!r}")
+    return p
+
+
+@dataclass
+class Sample:
+    """One image/label pair of a canonical dataset."""
+
+    id: str
+    image: Path
+    label: Path
+
+
+def samples(root: str | Path, ids: Sequence[str]) -> list[Sample]:
+    """Resolve ids to image/label paths in a canonical dataset (clear error if missing)."""
+    return [Sample(i, image_path(root, i), label_path(root, i)) for i in ids]
+
+
+def load_pair(sample: Sample, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image and its label, checking that their sizes agree."""
+    image = read_image(sample.image)
+    label = read_label(sample.label, num_classes)
+    if image.shape[:2] != label.shape:
+        raise SegaugError(
+            f"{sample.label}: label size {label.shape[1]}x{label.shape[0]} does not match "
+            f"image {sample.image} size {image.shape[1]}x{image.shape[0]}"
+        )
+    return image, label
+
+
+def class_pixel_counts(labels: Iterable[np.ndarray], num_classes: int) -> np.ndarray:
+    """Pixel count per class over labels (ignore excluded)."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for lab in labels:
+        counts += np.bincount(lab[lab != IGNORE_INDEX].ravel(), minlength=256)[:num_classes]
+    return counts

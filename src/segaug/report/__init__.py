@@ -1,0 +1,1 @@
+"""Tables and figures built from per-run metrics files."""
