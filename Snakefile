@@ -6,6 +6,8 @@
 #
 # Rules say WHAT exists and from what; scripts/ are the glue; src/segaug/ holds the algorithms.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,7 +16,7 @@ min_version("9.0")
 # The paper config is the default; `--configfile config/demo.yaml` replaces it (not merged).
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"
