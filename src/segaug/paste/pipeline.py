@@ -1,0 +1,244 @@
+"""Paste pool objects into a split and write the result as a canonical dataset.
+
+Output (``out_dir``, built beside it and renamed into place)::
+
+    images/{id}_p{c}.png   pasted copy c (0-based) of source image {id}
+    labels/{id}_p{c}.png   its label: pasted pixels take the object's class
+    classes.json           the class table (unchanged)
+    sets/all.txt           the new ids, in (split order, copy) order
+    manifest.jsonl         one JSON object per paste (see :func:`paste_dataset`)
+    summary.json           counts: images, pastes, skips, per-class pastes and pasted pixels
+
+Randomness: copy c of the i-th id of ``ids`` draws everything (how many objects, which,
+scale, flip, where) from ``numpy.random.default_rng([seed, i, c])``, so outputs depend only
+on (seed, split order, pool, options) and the same seed gives byte-identical files.
+
+Object choice (:class:`BalancedObjectSampler`): a class is drawn uniformly among the classes
+present in the pool -- which are the minority classes the crop stage chose -- then an object
+uniformly among that class's objects. Rare classes with few crops are thus pasted as often
+as classes with many crops, which is what balancing asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from segaug.data.canonical import (
+    ClassTable,
+    load_pair,
+    samples,
+    write_image,
+    write_label,
+    write_split,
+)
+from segaug.errors import SegaugError
+from segaug.io import atomic_path, write_json, write_text
+from segaug.paste.compose import BLENDS, paste_object, transform_object
+from segaug.paste.placement import Candidate, Placement, Placer
+from segaug.pool import PoolObject
+
+log = logging.getLogger("segaug.paste")
+
+
+class BalancedObjectSampler:
+    """Draw a class uniformly over the pool's classes, then one of its objects uniformly."""
+
+    def __init__(self, pool_objects: Sequence[PoolObject]):
+        if not pool_objects:
+            raise SegaugError(
+                "the object pool is empty; rebuild it (lower min_area or pick classes)"
+            )
+        self.by_class: dict[int, list[PoolObject]] = {}
+        for o in pool_objects:
+            self.by_class.setdefault(o.class_index, []).append(o)
+        self.classes = sorted(self.by_class)
+
+    def draw(self, rng: np.random.Generator) -> PoolObject:
+        c = self.classes[int(rng.integers(len(self.classes)))]
+        objs = self.by_class[c]
+        return objs[int(rng.integers(len(objs)))]
+
+
+def _check_options(
+    copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
+):
+    lo, hi = objects_per_image
+    if not 0 <= lo <= hi:
+        raise SegaugError(
+            f"objects_per_image must be (min, max) with 0 <= min <= max, got {objects_per_image}"
+        )
+    slo, shi = scale_range
+    if not 0 < slo <= shi:
+        raise SegaugError(f"scale_range must be (min, max) with 0 < min <= max, got {scale_range}")
+    if not 0.0 <= flip_prob <= 1.0:
+        raise SegaugError(f"flip_prob must be in [0, 1], got {flip_prob}")
+    if copies_per_image < 1:
+        raise SegaugError(f"copies_per_image must be at least 1, got {copies_per_image}")
+    if blend not in BLENDS:
+        raise SegaugError(f"unknown blend {blend!r}; known: {', '.join(BLENDS)}")
+    if feather_px < 0:
+        raise SegaugError(f"feather_px must be >= 0, got {feather_px}")
+    if int(seed) != seed or seed < 0:
+        raise SegaugError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def paste_image(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    label: np.ndarray,
+    sampler: BalancedObjectSampler,
+    placer: Placer,
+    objects_per_image: tuple[int, int] = (1, 3),
+    scale_range: tuple[float, float] = (0.75, 1.25),
+    flip_prob: float = 0.5,
+    blend: str = "feather",
+    feather_px: float = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[Placement, PoolObject, int]], int]:
+    """Paste a random number of objects into one image.
+
+    Returns (image, label, union of pasted masks, [(placement, pool object, pixels)], skipped).
+    """
+    n = int(rng.integers(objects_per_image[0], objects_per_image[1] + 1))
+    pasted = np.zeros(label.shape, dtype=bool)
+    done, skipped = [], 0
+    for _ in range(n):
+        obj = sampler.draw(rng)
+        scale = float(rng.uniform(scale_range[0], scale_range[1]))
+        flip = bool(rng.random() < flip_prob)
+        cand = Candidate.make(obj.crop, obj.class_index, obj.class_name, obj.rgba(), scale, flip)
+        pl = placer.place(rng, image, label, cand)
+        if pl is None:
+            skipped += 1
+            continue
+        if (pl.scale, pl.flip) == (cand.scale, cand.flip):
+            rgba = cand.rgba
+        else:
+            rgba = transform_object(cand.base_rgba, pl.scale, pl.flip)
+        if rgba.shape[:2] != (pl.height, pl.width):
+            raise ValueError(
+                f"placer {placer.name!r} returned size {pl.width}x{pl.height} but the object "
+                f"at scale {pl.scale} is {rgba.shape[1]}x{rgba.shape[0]}"
+            )
+        image, label, mask = paste_object(
+            image, label, rgba, pl.class_index, pl.x, pl.y, blend, feather_px
+        )
+        pasted |= mask
+        done.append((pl, obj, int(mask.sum())))
+    return image, label, pasted, done, skipped
+
+
+def paste_dataset(
+    dataset_root: str | Path,
+    ids: Sequence[str],
+    pool_objects: Sequence[PoolObject],
+    placer: Placer,
+    seed: int,
+    out_dir: str | Path,
+    copies_per_image: int = 1,
+    objects_per_image: tuple[int, int] = (1, 3),
+    scale_range: tuple[float, float] = (0.75, 1.25),
+    flip_prob: float = 0.5,
+    blend: str = "feather",
+    feather_px: float = 2,
+    class_table: ClassTable | None = None,
+) -> dict:
+    """Write ``copies_per_image`` pasted copies of every image of ``ids`` to ``out_dir``.
+
+    ``class_table`` defaults to the dataset's classes.json. Each manifest.jsonl line holds:
+    target_id, output_id, copy, order (paste number within the image), crop, source_id,
+    class_index, class_name, x, y, width, height (top-left and size after scaling), scale,
+    flip, blend, feather_px, reason, pixels (label pixels the paste set, clipped; a later
+    paste in the same image may cover some). Returns the summary.json dict.
+    """
+    _check_options(
+        copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
+    )
+    dataset_root, out_dir = Path(dataset_root), Path(out_dir)
+    if class_table is None:
+        class_table = ClassTable.load(dataset_root / "classes.json")
+    nc = class_table.num_classes
+    for o in pool_objects:
+        if o.class_index >= nc or class_table.names[o.class_index] != o.class_name:
+            raise SegaugError(
+                f"pool object {o.crop}: class {o.class_index} {o.class_name!r} does not match "
+                f"the class table of {dataset_root}; rebuild the pool from this dataset"
+            )
+    sampler = BalancedObjectSampler(pool_objects)
+    pairs = samples(dataset_root, ids)
+    log.info(
+        "pasting %s into %d images x %d copies (method %s, seed %d, pool classes: %s)",
+        f"{objects_per_image[0]}-{objects_per_image[1]} objects", len(pairs), copies_per_image,
+        placer.name, seed, ", ".join(class_table.names[c] for c in sampler.classes),
+    )  # fmt: skip
+
+    new_ids: list[str] = []
+    manifest: list[str] = []
+    pasted_pixels = np.zeros(256, dtype=np.int64)
+    pastes_per_class = np.zeros(256, dtype=np.int64)
+    skipped = without = 0
+    with atomic_path(out_dir) as tmp:
+        for sub in ("images", "labels", "sets"):
+            (tmp / sub).mkdir(parents=True)
+        for i, s in enumerate(tqdm(pairs, desc=f"paste ({placer.name})", unit="img")):
+            image0, label0 = load_pair(s, nc)
+            for c in range(copies_per_image):
+                rng = np.random.default_rng([int(seed), i, c])
+                image, label, union, done, sk = paste_image(
+                    rng, image0, label0, sampler, placer, objects_per_image, scale_range,
+                    flip_prob, blend, feather_px,
+                )  # fmt: skip
+                out_id = f"{s.id}_p{c}"
+                write_image(tmp / "images" / f"{out_id}.png", image)
+                write_label(tmp / "labels" / f"{out_id}.png", label)
+                new_ids.append(out_id)
+                skipped += sk
+                without += not done
+                pasted_pixels += np.bincount(label[union], minlength=256)
+                for k, (pl, obj, px) in enumerate(done):
+                    pastes_per_class[pl.class_index] += 1
+                    manifest.append(json.dumps({
+                        "target_id": s.id, "output_id": out_id, "copy": c, "order": k,
+                        "crop": obj.crop, "source_id": obj.source_id,
+                        "class_index": pl.class_index, "class_name": obj.class_name,
+                        "x": pl.x, "y": pl.y, "width": pl.width, "height": pl.height,
+                        "scale": round(pl.scale, 6), "flip": pl.flip, "blend": blend,
+                        "feather_px": feather_px if blend == "feather" else 0,
+                        "reason": pl.reason, "pixels": px,
+                    }, sort_keys=True))  # fmt: skip
+        class_table.save(tmp / "classes.json")
+        write_split(tmp / "sets" / "all.txt", new_ids)
+        write_text(tmp / "manifest.jsonl", "".join(m + "\n" for m in manifest))
+        names = class_table.names
+        summary = {
+            "method": placer.name,
+            "seed": int(seed),
+            "source_images": len(pairs),
+            "images_written": len(new_ids),
+            "pastes": len(manifest),
+            "skipped_objects": skipped,
+            "images_without_paste": without,
+            "options": {
+                "copies_per_image": copies_per_image,
+                "objects_per_image": list(objects_per_image),
+                "scale_range": list(scale_range),
+                "flip_prob": flip_prob,
+                "blend": blend,
+                "feather_px": feather_px,
+            },
+            "pool_classes": [names[c] for c in sampler.classes],
+            "per_class_pastes": {names[c]: int(pastes_per_class[c]) for c in sampler.classes},
+            "per_class_pasted_pixels": {names[c]: int(pasted_pixels[c]) for c in sampler.classes},
+        }
+        write_json(tmp / "summary.json", summary)
+    if without:
+        log.warning(
+            "%d of %d images got no paste (placer skipped every object)", without, len(new_ids)
+        )
+    log.info("wrote %d images, %d pastes -> %s", len(new_ids), len(manifest), out_dir)
+    return summary
