@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 export HF_HUB_OFFLINE ?= 1
+# Rules call `python`: the venv's, unless a rule runs in its conda env (--sdm conda).
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo test bench lint dag clean-demo
 

@@ -2,6 +2,9 @@
 r"""Download a file and verify its checksum; nothing is left behind on a mismatch.
 
     python scripts/download.py --url URL --checksum md5:HEX --out resources/raw/voc2007.tar
+
+A file already at --out with the right checksum is kept; connection errors and HTTP 5xx are
+retried with backoff, a 404 fails at once.
 """
 
 import argparse
@@ -17,7 +20,7 @@ def main(argv=None):
     ap.add_argument("--checksum", required=True, help="md5:<hex> or sha256:<hex>")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--timeout", type=float, default=60, help="seconds per connection attempt")
-    ap.add_argument("--retries", type=int, default=3)
+    ap.add_argument("--retries", type=int, default=3, help="extra attempts on transient errors")
     args = ap.parse_args(argv)
     download(args.url, args.out, args.checksum, timeout=args.timeout, retries=args.retries)
 

@@ -3,36 +3,47 @@ r"""Write a split's train and val lists after checking every id exists in the da
 
     python scripts/make_split.py --dataset-root DIR --train-list DIR/sets/train.txt \
         --val-list u2pl_val.txt --out-train splits/train.txt --out-val splits/val.txt
+
+Source lists are one id per line; extra columns are ignored and a missing final newline is
+fine (the U2PL lists have none). The lists must be non-empty, free of duplicates, name only
+images of the dataset, and not share ids.
 """
 
 import argparse
+import logging
 from pathlib import Path
 
 from segaug.cli import run
-from segaug.data.canonical import read_split, write_split
+from segaug.data.canonical import IMAGE_EXTS, read_split, write_split
 from segaug.errors import SegaugError
+
+log = logging.getLogger("make_split")
 
 
 def checked(path: Path, root: Path) -> list[str]:
+    """The ids of a list, each with a label and an image in the dataset at ``root``."""
     ids = read_split(path)
-    labels = root / "labels"
-    missing = [i for i in ids if not (labels / f"{i}.png").exists()]
+    labels = {p.stem for p in (root / "labels").glob("*.png")}
+    images = {p.stem for ext in IMAGE_EXTS for p in (root / "images").glob(f"*{ext}")}
+    missing = [i for i in ids if i not in labels or i not in images]
     if missing:
         raise SegaugError(
-            f"{path}: {len(missing)} of {len(ids)} ids are not in the dataset {root}, "
-            f"e.g. {missing[:5]}; is this list meant for another dataset?"
+            f"{path}: {len(missing)} of {len(ids)} ids are not in the dataset {root} "
+            f"(no image or label), e.g. {missing[:5]}; is this list meant for another dataset?"
         )
     return ids
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset-root", required=True, type=Path)
-    ap.add_argument("--train-list", required=True, type=Path)
-    ap.add_argument("--val-list", required=True, type=Path)
+    ap.add_argument("--dataset-root", required=True, type=Path, help="a canonical dataset")
+    ap.add_argument("--train-list", required=True, type=Path, help="source list of training ids")
+    ap.add_argument("--val-list", required=True, type=Path, help="source list of validation ids")
     ap.add_argument("--out-train", required=True, type=Path)
     ap.add_argument("--out-val", required=True, type=Path)
     args = ap.parse_args(argv)
+    if not (args.dataset_root / "labels").is_dir():
+        raise SegaugError(f"{args.dataset_root}: not a canonical dataset (no labels/); prepare it first")
     train = checked(args.train_list, args.dataset_root)
     val = checked(args.val_list, args.dataset_root)
     both = sorted(set(train) & set(val))
@@ -43,6 +54,9 @@ def main(argv=None):
         )
     write_split(args.out_train, train)
     write_split(args.out_val, val)
+    log.info(
+        "split: %d train ids -> %s, %d val ids -> %s", len(train), args.out_train, len(val), args.out_val
+    )
 
 
 if __name__ == "__main__":

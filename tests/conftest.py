@@ -22,7 +22,9 @@ def snakemake_bin() -> str:
 def run_snakemake(*args, cwd=ROOT, check=True, timeout=1800):
     """Run the real snakemake CLI on this repository's Snakefile; returns CompletedProcess."""
     cmd = [snakemake_bin(), "-s", str(ROOT / "Snakefile"), "--directory", str(cwd), *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    # rules call `python`: make it this interpreter (the venv's) whatever PATH the caller had
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and p.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}"

@@ -143,10 +143,10 @@ def test_demo_run_builds_table1(demo_run):
 def test_rerun_one_seed_plans_exactly_that_seed(demo_run):
     tmp, cfg = demo_run
     target = "results/demo/tables/seeds/seed1.csv"
-    run_snakemake("--cores", "1", "--configfile", str(cfg), target, cwd=tmp)
+    run_snakemake(target, "--cores", "1", "--configfile", str(cfg), cwd=tmp)
     p = run_snakemake(
-        "-n", "--configfile", str(cfg), "--forcerun", "paste", "train", "evaluate", "seed_metrics",
-        "--", target, cwd=tmp,
+        target, "-n", "--configfile", str(cfg),
+        "--forcerun", "paste", "train", "evaluate", "seed_metrics", cwd=tmp,
     )  # fmt: skip
     jobs = planned_jobs(p.stdout)
     rules = sorted(r for r, _ in jobs)

@@ -204,7 +204,8 @@ def read_split(path: str | Path) -> list[str]:
     if not ids:
         raise SegaugError(f"{path}: split list is empty; it must name at least one image id")
     if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        seen: set[str] = set()
+        dup = sorted({i for i in ids if i in seen or seen.add(i)})[:5]
         raise SegaugError(f"{path}: duplicate ids in split list, e.g. {dup}")
     return ids
 

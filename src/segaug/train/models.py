@@ -1,0 +1,139 @@
+"""Model factory over segmentation-models-pytorch.
+
+A model config is a plain dict::
+
+    {"arch": "DeepLabV3Plus", "encoder": "resnet50", "encoder_weights": "imagenet",
+     "encoder_output_stride": 16, ...any other keyword of that smp architecture}
+
+``arch`` is any smp architecture name (case-insensitive: Unet, FPN, PSPNet, DeepLabV3,
+DeepLabV3Plus, UPerNet, Segformer, ...). Extra keys are checked against the architecture's
+signature, so a misspelt key is an error instead of being silently ignored. For architectures
+that take no ``encoder_output_stride`` (PSPNet, FPN, ...), that key is passed to the encoder as
+its output stride (dilated last stages), e.g. an MMSegmentation-like dilated PSPNet::
+
+    {"arch": "PSPNet", "encoder": "resnet50", "encoder_depth": 5, "encoder_output_stride": 8}
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from segaug.errors import SegaugError
+
+MODEL_KEYS = ("arch", "encoder", "encoder_weights")
+
+
+def _arch_class(arch: str):
+    import segmentation_models_pytorch as smp
+
+    try:
+        return smp.MODEL_ARCHITECTURES_MAPPING[arch.lower()]
+    except KeyError:
+        names = [a.__name__ for a in smp.MODEL_ARCHITECTURES_MAPPING.values()]
+        raise SegaugError(
+            f"model config: unknown arch {arch!r}; segmentation-models-pytorch has {', '.join(names)}"
+        ) from None
+
+
+def _is_download_error(e: BaseException) -> bool:
+    mod = type(e).__module__ or ""
+    return mod.startswith(("huggingface_hub", "requests", "urllib3", "httpx")) or isinstance(
+        e, (OSError, ConnectionError, TimeoutError)
+    )
+
+
+def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
+    """Build the smp model a config describes, with ``num_classes`` output channels.
+
+    Raises SegaugError for an unknown arch, encoder, weights name or keyword, and for
+    pretrained weights that cannot be fetched (offline and not in the Hugging Face cache).
+    """
+    import segmentation_models_pytorch as smp
+
+    if not isinstance(cfg, dict) or "arch" not in cfg:
+        raise SegaugError(f"model config must be a mapping with an 'arch' key, got {cfg!r}")
+    cfg = dict(cfg)
+    arch = str(cfg.pop("arch"))
+    encoder = str(cfg.pop("encoder", "resnet50"))
+    weights = cfg.pop("encoder_weights", None)
+    cls = _arch_class(arch)
+    params = inspect.signature(cls.__init__).parameters
+    if "encoder_output_stride" in cfg and "encoder_output_stride" not in params:
+        cfg["output_stride"] = cfg.pop("encoder_output_stride")
+    allowed = set(params) - {"self", "kwargs", "encoder_name", "encoder_weights", "classes"}
+    allowed.add("output_stride")  # forwarded to smp's get_encoder
+    unknown = sorted(set(cfg) - allowed)
+    if unknown and not encoder.startswith("tu-"):  # tu- encoders take timm keywords
+        raise SegaugError(
+            f"model config: unknown key(s) {unknown} for {cls.__name__}; "
+            f"known: {sorted(set(MODEL_KEYS) | allowed | {'encoder_output_stride'})}"
+        )
+    try:
+        return smp.create_model(
+            cls.__name__, encoder_name=encoder, encoder_weights=weights, classes=num_classes, **cfg
+        )
+    except KeyError as e:  # smp: wrong encoder name or weights name
+        raise SegaugError(f"model config: {e.args[0] if e.args else e}") from None
+    except Exception as e:
+        if weights is not None and _is_download_error(e):
+            raise SegaugError(
+                f"cannot fetch pretrained weights {weights!r} for encoder {encoder!r} "
+                f"({type(e).__name__}); download them once on a machine with internet into the "
+                "Hugging Face cache (HF_HOME) shared with this job, or set encoder_weights: null "
+                "to train from random initialisation"
+            ) from None
+        if isinstance(e, (TypeError, ValueError)):
+            raise SegaugError(f"model config for {cls.__name__}/{encoder}: {e}") from None
+        raise
+
+
+def output_stride(model: torch.nn.Module) -> int:
+    """Down-sampling factor of the model's deepest features (32 if unknown)."""
+    enc = getattr(model, "encoder", None)
+    return int(getattr(enc, "output_stride", 32))
+
+
+def pad_multiple(model: torch.nn.Module) -> int:
+    """Input height and width must be multiples of this for whole-image inference."""
+    if getattr(model, "requires_divisible_input_shape", True) is False:
+        return 1
+    return output_stride(model)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without a GPU is an error."""
+    device = (device or "auto").lower()
+    if device == "gpu":
+        device = "cuda"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SegaugError(
+            "device 'cuda' requested but no CUDA GPU is visible; use --device cpu or auto"
+        )
+    if device not in ("cpu", "cuda"):
+        raise SegaugError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def _logits(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def predict_whole(
+    model: torch.nn.Module, image: torch.Tensor, multiple: int, out_size=None
+) -> torch.Tensor:
+    """Whole-image inference: pad N x C x H x W (bottom/right, with 0 = the mean colour after
+    normalisation) to a multiple of ``multiple``, run the model, crop the logits back to H x W
+    and, if ``out_size`` differs, resize them bilinearly to ``out_size`` (the label's size)."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    x = torch.nn.functional.pad(image, (0, pw, 0, ph), value=0.0) if (ph or pw) else image
+    logits = _logits(model(x))[..., :h, :w]
+    if out_size is not None and tuple(out_size) != (h, w):
+        logits = torch.nn.functional.interpolate(
+            logits.float(), size=tuple(out_size), mode="bilinear", align_corners=False
+        )
+    return logits

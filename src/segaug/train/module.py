@@ -1,0 +1,169 @@
+"""The LightningModule: an smp model, a loss, SGD with the MMSegmentation poly schedule.
+
+* optimizer: SGD(lr=0.01, momentum=0.9, weight_decay=5e-4) over all parameters (mmseg's VOC
+  configs use no parameter-wise rules);
+* schedule: ``lr(k) = (lr - min_lr) * (1 - k / max_steps) ** power + min_lr`` at step ``k``,
+  stepped every optimizer step (mmseg ``PolyLR(eta_min=1e-4, power=0.9, by_epoch=False)``);
+* validation: whole-image inference (pad to the model's stride multiple, crop back, resize
+  to the label when a test scale was used), a confusion matrix over the whole val set,
+  ``val_miou`` logged, and a history of ``{step, val_miou, val_pixel_acc, lr}`` kept in the
+  checkpoint so the curve survives a resume;
+* dropout randomness: the global torch RNG is re-seeded from (seed, step) before every
+  training step, so a step's dropout masks do not depend on what ran before (resume-exact).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+
+from segaug.metrics import ConfusionMeter, scores
+from segaug.train.losses import create_loss
+from segaug.train.models import create_model, pad_multiple, predict_whole
+
+log = logging.getLogger("segaug.train")
+
+OPTIM_DEFAULTS = {
+    "lr": 0.01,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "poly_power": 0.9,
+    "min_lr": 1e-4,
+    "max_steps": 1000,
+}
+
+
+def poly_lr(
+    step: int, max_steps: int, base_lr: float, min_lr: float = 1e-4, power: float = 0.9
+) -> float:
+    """MMSegmentation's PolyLR at (0-based) step ``step``."""
+    t = min(max(step, 0), max_steps) / max_steps
+    return (base_lr - min_lr) * (1.0 - t) ** power + min_lr
+
+
+class PolyFactor:
+    """``LambdaLR`` factor for :func:`poly_lr` (an object, so its state goes into checkpoints)."""
+
+    def __init__(self, max_steps: int, base_lr: float, min_lr: float, power: float):
+        self.max_steps, self.base_lr, self.min_lr, self.power = max_steps, base_lr, min_lr, power
+
+    def __call__(self, step: int) -> float:
+        return poly_lr(step, self.max_steps, self.base_lr, self.min_lr, self.power) / self.base_lr
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The torch seed of training step ``step`` of run ``seed``."""
+    return int(np.random.default_rng([int(seed), 2, int(step)]).integers(2**62))
+
+
+class SegModule(L.LightningModule):
+    def __init__(
+        self,
+        model_cfg: dict,
+        num_classes: int,
+        class_names: Sequence[str],
+        loss_cfg: dict | None = None,
+        optim_cfg: dict | None = None,
+        seed: int = 0,
+        fingerprint: dict | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_cfg = dict(model_cfg)
+        self.num_classes = int(num_classes)
+        self.class_names = list(class_names)
+        loss_cfg = dict(loss_cfg or {"name": "ce"})
+        name = loss_cfg.pop("name", "ce")
+        weights = loss_cfg.pop("class_weights", None)
+        self.criterion = create_loss(name, self.num_classes, class_weights=weights, **loss_cfg)
+        self.optim_cfg = {**OPTIM_DEFAULTS, **(optim_cfg or {})}
+        self.seed = int(seed)
+        self.fingerprint = fingerprint
+        self.model = create_model(self.model_cfg, self.num_classes)
+        self.multiple = pad_multiple(self.model)
+        self.history: list[dict] = []
+        self._meter = ConfusionMeter(self.num_classes)
+        self._lr = float("nan")
+
+    def forward(self, x):
+        return self.model(x)
+
+    # ------------------------------------------------------------------ training
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        trainer = self._trainer
+        if trainer is not None and trainer.training:
+            g = batch[2]
+            expected = self.global_step * len(g)
+            if int(g[0]) != expected:  # the stream must follow the optimizer step exactly
+                raise RuntimeError(
+                    f"training stream out of step: step {self.global_step} got sample position "
+                    f"{int(g[0])}, expected {expected}"
+                )
+        return batch
+
+    def on_train_batch_start(self, batch, batch_idx):
+        torch.manual_seed(step_seed(self.seed, self.global_step))
+        self._lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def training_step(self, batch, batch_idx):
+        x, y, _ = batch
+        loss = self.criterion(self.model(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def configure_optimizers(self):
+        c = self.optim_cfg
+        opt = torch.optim.SGD(
+            self.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"]
+        )
+        factor = PolyFactor(
+            int(c["max_steps"]), float(c["lr"]), float(c["min_lr"]), float(c["poly_power"])
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1},
+        }
+
+    # ------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self):
+        self._meter.reset()
+
+    def validation_step(self, batch, batch_idx):
+        x, y, _ = batch
+        logits = predict_whole(self.model, x, self.multiple, out_size=y.shape[-2:])
+        pred = logits.argmax(1)
+        self._meter.update(pred.cpu().numpy(), y.cpu().numpy())
+
+    def on_validation_epoch_end(self):
+        sc = scores(self._meter.conf, self.class_names)
+        miou = sc["miou"]
+        self.log("val_miou", 0.0 if math.isnan(miou) else miou, prog_bar=True)
+        if self.trainer.sanity_checking:
+            return
+        entry = {
+            "step": int(self.global_step),
+            "val_miou": float(miou),
+            "val_pixel_acc": float(sc["pixel_acc"]),
+            "lr": float(self._lr),
+        }
+        self.history.append(entry)
+        log.info(
+            "step %d: val mIoU %.4f, pixel acc %.4f (lr %.3g)",
+            entry["step"],
+            entry["val_miou"],
+            entry["val_pixel_acc"],
+            entry["lr"],
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["segaug"] = {"history": list(self.history), "fingerprint": self.fingerprint}
+
+    def on_load_checkpoint(self, checkpoint):
+        self.history = list(checkpoint.get("segaug", {}).get("history", []))

@@ -1,0 +1,407 @@
+"""Training: transforms, data stream, losses, model factory, end-to-end training and resume."""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segaug.data.canonical import ClassTable, samples, write_image, write_label
+from segaug.errors import SegaugError
+from segaug.train.data import SegDataset, StreamSampler
+from segaug.train.losses import class_weights_from_counts, create_loss
+from segaug.train.models import create_model, output_stride, pad_multiple, predict_whole
+from segaug.train.module import poly_lr
+from segaug.train.transforms import (
+    TrainTransform,
+    ValTransform,
+    photometric_distortion,
+    random_crop,
+    rescale_size,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"arch": "PSPNet", "encoder": "tu-test_resnet", "encoder_weights": None}
+
+
+def _image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- transforms
+
+
+def test_rescale_size_is_mmcv_keep_ratio():
+    # VOC-sized image into (2048, 512): the short side is the bound
+    assert rescale_size(500, 375, (2048, 512)) == (683, 512)
+    assert rescale_size(375, 500, (2048, 512)) == (512, 683)
+    assert rescale_size(64, 48, (160, 120)) == (160, 120)
+
+
+def test_train_transform_shapes_and_padding():
+    tf = TrainTransform(crop_size=(48, 40), base_size=(32, 24), ratio_range=(0.5, 0.5))
+    label = np.ones((30, 40), np.uint8)
+    x, y = tf(_image(30, 40), label, np.random.default_rng(0))
+    assert x.shape == (3, 48, 40) and x.dtype == np.float32
+    assert y.shape == (48, 40) and y.dtype == np.int64
+    # resized to fit (16, 12) -> 16x12 content (w x h), the rest is padding
+    assert (y[:12, :16] == 1).all()
+    assert (y[12:, :] == 255).all() and (y[:, 16:] == 255).all()
+    assert (x[:, 12:, :] == 0).all() and (x[:, :, 16:] == 0).all()
+
+
+def test_train_transform_is_a_function_of_the_generator():
+    tf = TrainTransform(crop_size=(32, 32), base_size=(64, 48))
+    img, lab = _image(48, 64), np.random.default_rng(1).integers(0, 3, (48, 64)).astype(np.uint8)
+    a = tf(img, lab, np.random.default_rng([7, 3]))
+    b = tf(img, lab, np.random.default_rng([7, 3]))
+    c = tf(img, lab, np.random.default_rng([7, 4]))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_cat_max_ratio_retries_crops():
+    label = np.zeros((100, 100), np.uint8)
+    label[:, :50] = 1  # a crop of width 40 is "balanced" only if it straddles column 50 well
+
+    def ok(crop):
+        _, cnt = np.unique(crop, return_counts=True)
+        return len(cnt) > 1 and cnt.max() / cnt.sum() < 0.75
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    rate = {}
+    for ratio in (0.75, 1.0):
+        hits = [
+            ok(random_crop(img, label, np.random.default_rng(s), (40, 40), ratio)[1])
+            for s in range(200)
+        ]
+        rate[ratio] = np.mean(hits)
+    assert rate[0.75] > 0.9 and rate[1.0] < 0.5
+    # a single-class label can never satisfy it: the crop is still returned (mmseg fallback)
+    _, crop = random_crop(img, np.zeros((100, 100), np.uint8), np.random.default_rng(0), (40, 40))
+    assert crop.shape == (40, 40)
+    # ignore pixels are not counted
+    lab = np.full((100, 100), 255, np.uint8)
+    lab[:, :50] = 1
+    lab[:, 50:52] = 0
+    _, crop = random_crop(img, lab, np.random.default_rng(0), (40, 40), 0.75)
+    assert crop.shape == (40, 40)
+
+
+def test_photometric_distortion_keeps_uint8_and_is_seeded():
+    img = _image(20, 30)
+    a = photometric_distortion(img, np.random.default_rng(5))
+    b = photometric_distortion(img, np.random.default_rng(5))
+    assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b)
+    changed = [
+        not np.array_equal(photometric_distortion(img, np.random.default_rng(s)), img)
+        for s in range(10)
+    ]
+    assert any(changed)
+
+
+def test_val_transform_resizes_image_not_label():
+    x, y = ValTransform((64, 64))(_image(30, 40), np.zeros((30, 40), np.uint8))
+    assert x.shape == (3, 48, 64) and y.shape == (30, 40)
+    x, y = ValTransform()(_image(30, 40), np.zeros((30, 40), np.uint8))
+    assert x.shape == (3, 30, 40)
+
+
+# ---------------------------------------------------------------- data set and stream
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """10 images 64x64: a red rectangle (class 1) on blue (class 0), with noise."""
+    root = tmp_path_factory.mktemp("shapes")
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        lab = np.zeros((64, 64), np.uint8)
+        y, x = rng.integers(0, 32, 2)
+        h, w = rng.integers(16, 32, 2)
+        lab[y : y + h, x : x + w] = 1
+        lab[:2, :] = 255  # an ignored border row
+        img = np.where(lab[..., None] == 1, [200, 40, 40], [40, 60, 180]).astype(float)
+        img += rng.normal(0, 20, img.shape)
+        write_image(root / "images" / f"im{i}.png", np.clip(img, 0, 255).astype(np.uint8))
+        write_label(root / "labels" / f"im{i}.png", lab)
+    ClassTable(("bg", "fg"), ((0, 0, 255), (255, 0, 0))).save(root / "classes.json")
+    (root / "train.txt").write_text("".join(f"im{i}\n" for i in range(8)))
+    (root / "val.txt").write_text("im8\nim9\n")
+    return root
+
+
+def test_stream_is_a_function_of_seed_and_position(shapes):
+    s = samples(shapes, [f"im{i}" for i in range(8)])
+    tf = TrainTransform(crop_size=(32, 32), base_size=(64, 64))
+    a, b = SegDataset(s, 2, tf, seed=3), SegDataset(s, 2, tf, seed=3)
+    for g in (0, 5, 13, 100):
+        xa, ya, ga = a[g]
+        xb, yb, gb = b[g]
+        assert ga == gb == g and torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(a[1][0], a[2][0])
+    assert not torch.equal(a[1][0], SegDataset(s, 2, tf, seed=4)[1][0])
+    # each pass over the data is a permutation, and passes differ
+    p0 = [a.sample_index(g) for g in range(8)]
+    p1 = [a.sample_index(g) for g in range(8, 16)]
+    assert sorted(p0) == sorted(p1) == list(range(8)) and p0 != p1
+    # the sampler yields the positions of the epoch Lightning announces
+    sampler = StreamSampler(steps_per_epoch=3, batch_size=4)
+    assert list(sampler) == list(range(12))
+    sampler.set_epoch(2)
+    assert list(sampler) == list(range(24, 36)) and len(sampler) == 12
+
+
+# ---------------------------------------------------------------- losses
+
+
+def _logits_target(seed=0, c=3):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, c, 6, 5, generator=g)
+    target = torch.randint(0, c, (2, 6, 5), generator=g)
+    target[0, :2] = 255
+    return logits, target
+
+
+def test_ce_ignores_255():
+    logits, target = _logits_target()
+    loss = create_loss("ce", 3)(logits, target)
+    assert torch.allclose(loss, F.cross_entropy(logits, target, ignore_index=255))
+    other = logits.clone()
+    other[0, :, :2] = 100 * torch.randn(3, 2, 5)  # change only ignored pixels
+    assert torch.allclose(create_loss("ce", 3)(other, target), loss)
+    all_ignored = torch.full_like(target, 255)
+    assert create_loss("ce", 3)(logits, all_ignored).item() == 0.0
+    # MMSegmentation's default normalisation: divide by all pixels, ignored ones included
+    mm = create_loss("ce", 3, avg_non_ignore=False)(logits, target)
+    ref = F.cross_entropy(logits, target, ignore_index=255, reduction="sum") / target.numel()
+    assert torch.allclose(mm, ref)
+
+
+def test_focal_gamma0_is_ce_and_down_weights_easy_pixels():
+    logits, target = _logits_target(1)
+    ce = create_loss("ce", 3)(logits, target)
+    assert torch.allclose(create_loss("focal", 3, gamma=0.0)(logits, target), ce)
+    assert create_loss("focal", 3, gamma=2.0)(logits, target) < ce
+    w = [0.5, 2.0, 1.0]
+    ref = F.cross_entropy(logits, target, weight=torch.tensor(w), ignore_index=255)
+    assert torch.allclose(create_loss("weighted_ce", 3, class_weights=w)(logits, target), ref)
+    assert torch.allclose(create_loss("focal", 3, class_weights=w, gamma=0)(logits, target), ref)
+
+
+def test_loss_errors():
+    with pytest.raises(SegaugError, match="unknown name"):
+        create_loss("dice", 3)
+    with pytest.raises(SegaugError, match="needs class_weights"):
+        create_loss("weighted_ce", 3)
+    with pytest.raises(SegaugError, match="2 class weights"):
+        create_loss("ce", 3, class_weights=[1, 2])
+    with pytest.raises(SegaugError, match="unknown option"):
+        create_loss("ce", 3, gamma=2)
+
+
+def test_class_weights_from_counts():
+    np.testing.assert_allclose(
+        class_weights_from_counts([100, 300, 0], "inverse"), [2.0, 2 / 3, 1.0]
+    )
+    np.testing.assert_allclose(class_weights_from_counts([10, 20, 40], "median"), [2.0, 1.0, 0.5])
+    np.testing.assert_allclose(class_weights_from_counts([5, 5], "inverse"), [1.0, 1.0])
+    with pytest.raises(SegaugError, match="unknown mode"):
+        class_weights_from_counts([1, 2], "sqrt")
+
+
+def test_poly_lr_matches_mmseg():
+    assert poly_lr(0, 100, 0.01) == pytest.approx(0.01)
+    assert poly_lr(100, 100, 0.01) == pytest.approx(1e-4)
+    assert poly_lr(50, 100, 0.01) == pytest.approx((0.01 - 1e-4) * 0.5**0.9 + 1e-4)
+
+
+# ---------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize(
+    "cfg, stride",
+    [
+        ({"arch": "DeepLabV3Plus", "encoder": "resnet18", "encoder_weights": None}, 16),
+        ({"arch": "PSPNet", "encoder": "resnet18", "encoder_weights": None}, 8),
+        ({"arch": "DeepLabV3Plus", "encoder": "tu-test_resnet", "encoder_weights": None,
+          "encoder_output_stride": 8}, 8),  # fmt: skip
+        ({"arch": "pspnet", "encoder": "resnet18", "encoder_weights": None, "encoder_depth": 5,
+          "encoder_output_stride": 8}, 8),  # fmt: skip
+    ],
+)
+def test_model_factory_forward(cfg, stride):
+    model = create_model(cfg, 5).eval()
+    assert output_stride(model) == stride == pad_multiple(model)
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5, 64, 64)
+        # whole-image inference on a size that is not a stride multiple
+        assert predict_whole(model, torch.randn(1, 3, 50, 70), stride).shape == (1, 5, 50, 70)
+        assert predict_whole(model, torch.randn(1, 3, 32, 32), stride, (50, 70)).shape == (
+            1,
+            5,
+            50,
+            70,
+        )
+
+
+def test_model_factory_errors():
+    with pytest.raises(SegaugError, match="unknown arch"):
+        create_model({"arch": "NoSuchNet"}, 2)
+    with pytest.raises(SegaugError, match="unknown key"):
+        create_model(
+            {"arch": "PSPNet", "encoder": "resnet18", "encoder_weights": None, "dropout": 0.1}, 2
+        )
+    with pytest.raises(SegaugError, match="encoder"):
+        create_model({"arch": "PSPNet", "encoder": "resnet9000", "encoder_weights": None}, 2)
+    # tests run offline (HF_HUB_OFFLINE=1) and nothing is cached: a clear, actionable error
+    with pytest.raises(SegaugError, match=r"'resnet18'.*encoder_weights: null"):
+        create_model({"arch": "PSPNet", "encoder": "resnet18", "encoder_weights": "imagenet"}, 2)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+TRAIN_CFG = {
+    "steps": 16, "val_interval": 4, "batch_size": 4, "crop_size": [48, 48], "base_size": [64, 64],
+    "ratio_range": [0.75, 1.25], "lr": 0.02, "threads": 1, "num_workers": 0,
+}  # fmt: skip
+RUN = {
+    "dataset": "shapes",
+    "split": "all",
+    "model": "tiny_psp",
+    "trainset": "origin",
+    "loss": "ce",
+    "seed": 0,
+}
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _args(shapes, out, **extra):
+    args = [
+        "--dataset-root", str(shapes), "--train-list", str(shapes / "train.txt"),
+        "--val-list", str(shapes / "val.txt"), "--model-json", json.dumps(TINY),
+        "--train-json", json.dumps(TRAIN_CFG), "--loss-json", '{"name": "ce"}', "--seed", "0",
+        "--run-json", json.dumps(RUN), "--out-model", str(out / "model.pt"),
+        "--out-curve", str(out / "curve.csv"), "--state-dir", str(out / "state"), "--device", "cpu",
+    ]  # fmt: skip
+    for k, v in extra.items():
+        args += [f"--{k.replace('_', '-')}", v]
+    return args
+
+
+@pytest.fixture(scope="module")
+def straight(shapes, tmp_path_factory):
+    """An uninterrupted run, through scripts/train.py."""
+    out = tmp_path_factory.mktemp("straight")
+    _script("train").main(_args(shapes, out))
+    return out
+
+
+def test_training_learns_and_writes_model_and_curve(straight):
+    model = torch.load(straight / "model.pt", weights_only=True)
+    assert model["model_cfg"] == TINY and model["class_names"] == ["bg", "fg"]
+    assert model["num_classes"] == 2 and model["steps"] == 16 and model["run"] == RUN
+    rows = list(csv.DictReader((straight / "curve.csv").open()))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16]
+    assert set(rows[0]) == {"step", "val_miou", "val_pixel_acc", "lr"}
+    assert float(rows[0]["lr"]) > float(rows[-1]["lr"])  # poly decay
+    # chance (all background) is ~0.4 mIoU here; 16 steps reach ~0.85 (0.73-0.89 over seeds)
+    assert float(rows[-1]["val_miou"]) > 0.65
+    assert model["best"]["miou"] == pytest.approx(max(float(r["val_miou"]) for r in rows), abs=1e-6)
+    assert (straight / "state" / "last.ckpt").exists()
+
+
+class Kill(__import__("lightning").Callback):
+    """Simulates a job killed in the middle of the second epoch."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 6:
+            raise RuntimeError("killed")
+
+
+def test_resume_gives_the_same_model(shapes, straight, tmp_path):
+    from segaug.train.loop import train
+
+    table = ClassTable.load(shapes / "classes.json")
+    tr = samples(shapes, [f"im{i}" for i in range(8)])
+    va = samples(shapes, ["im8", "im9"])
+    kw = dict(out_model=tmp_path / "model.pt", out_curve=tmp_path / "curve.csv", state_dir=tmp_path / "state",
+              device="cpu", run_info=RUN)  # fmt: skip
+    with pytest.raises(RuntimeError, match="killed"):
+        train(tr, va, table, TINY, TRAIN_CFG, {"name": "ce"}, 0, callbacks=[Kill()], **kw)
+    assert not (tmp_path / "model.pt").exists()
+    assert torch.load(tmp_path / "state" / "last.ckpt", weights_only=False)["global_step"] == 4
+    # resumed with data-loading workers: the stream does not depend on them
+    summary = train(tr, va, table, TINY, {**TRAIN_CFG, "num_workers": 2}, {"name": "ce"}, 0, **kw)
+    assert summary["resumed_from"] == str(tmp_path / "state" / "last.ckpt")
+
+    a = torch.load(straight / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert a["history"] == b["history"]  # the curve survives the resume, point for point
+    assert (straight / "curve.csv").read_text() == (tmp_path / "curve.csv").read_text()
+
+    # a finished run whose model file was lost: rebuilt from the last checkpoint, no training
+    (tmp_path / "model.pt").unlink()
+    train(tr, va, table, TINY, TRAIN_CFG, {"name": "ce"}, 0, **kw)
+    c = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert all(torch.equal(a["state_dict"][k], c["state_dict"][k]) for k in a["state_dict"])
+
+    # a checkpoint of another configuration is set aside, not resumed
+    other = {**TRAIN_CFG, "steps": 4}
+    summary = train(tr, va, table, TINY, other, {"name": "ce"}, 0, **kw)
+    assert summary["resumed_from"] is None and (tmp_path / "state" / "last.stale").exists()
+
+
+def test_evaluate_model_file(shapes, straight, tmp_path):
+    from segaug.train.evaluate import evaluate
+
+    table = ClassTable.load(shapes / "classes.json")
+    va = samples(shapes, ["im8", "im9"])
+    conf, sc = evaluate(straight / "model.pt", va, table, device="cpu")
+    model = torch.load(straight / "model.pt", weights_only=True)
+    assert conf.sum() == 2 * 62 * 64  # two ignored rows per image
+    assert sc["miou"] == pytest.approx(model["history"][-1]["val_miou"])
+    _, sc2 = evaluate(straight / "model.pt", va, table, device="cpu", test_scale=(96, 96))
+    assert 0 <= sc2["miou"] <= 1
+    wrong = ClassTable(("x", "y"), ((0, 0, 0), (1, 1, 1)))
+    with pytest.raises(SegaugError, match="differ"):
+        evaluate(straight / "model.pt", va, wrong, device="cpu")
+
+    # the script: metrics.json with the scores and the run, confusion.csv
+    _script("evaluate").main([
+        "--dataset-root", str(shapes), "--val-list", str(shapes / "val.txt"),
+        "--model", str(straight / "model.pt"), "--out-metrics", str(tmp_path / "m.json"),
+        "--out-confusion", str(tmp_path / "c.csv"), "--device", "cpu",
+    ])  # fmt: skip
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert (
+        m["run"] == RUN and m["miou"] == pytest.approx(sc["miou"]) and set(m["iou"]) == {"bg", "fg"}
+    )
+    assert (tmp_path / "c.csv").read_text().splitlines()[0] == "gt\\pred,bg,fg"
+
+
+def test_train_config_errors(shapes, tmp_path):
+    from segaug.train.loop import resolve_train_cfg
+
+    with pytest.raises(SegaugError, match="stepz"):
+        resolve_train_cfg({"stepz": 3})
+    with pytest.raises(SegaugError, match="multiple of val_interval"):
+        resolve_train_cfg({"steps": 10, "val_interval": 4})
+    with pytest.raises(SystemExit):  # through the script: one line, exit status 2
+        from segaug.cli import run
+
+        run(_script("train").main, _args(shapes, tmp_path, train_json='{"steps": 4, "bogus": 1}'))
