@@ -319,7 +319,7 @@ def test_training_learns_and_writes_model_and_curve(straight):
     # chance (all background) is ~0.4 mIoU here; 16 steps reach ~0.85 (0.73-0.89 over seeds)
     assert float(rows[-1]["val_miou"]) > 0.65
     assert model["best"]["miou"] == pytest.approx(max(float(r["val_miou"]) for r in rows), abs=1e-6)
-    assert (straight / "state" / "last.ckpt").exists()
+    assert not (straight / "state").exists()  # the finished run's checkpoint is removed
 
 
 class Kill(__import__("lightning").Callback):
@@ -354,14 +354,19 @@ def test_resume_gives_the_same_model(shapes, straight, tmp_path):
     assert a["history"] == b["history"]  # the curve survives the resume, point for point
     assert (straight / "curve.csv").read_text() == (tmp_path / "curve.csv").read_text()
 
-    # a finished run whose model file was lost: rebuilt from the last checkpoint, no training
+    assert not (tmp_path / "state" / "last.ckpt").exists()
+
+    # a forced rerun of a finished run trains from scratch, to the same model
     (tmp_path / "model.pt").unlink()
-    train(tr, va, table, TINY, TRAIN_CFG, {"name": "ce"}, 0, **kw)
+    summary = train(tr, va, table, TINY, TRAIN_CFG, {"name": "ce"}, 0, **kw)
+    assert summary["resumed_from"] is None
     c = torch.load(tmp_path / "model.pt", weights_only=True)
     assert all(torch.equal(a["state_dict"][k], c["state_dict"][k]) for k in a["state_dict"])
 
     # a checkpoint of another configuration is set aside, not resumed
     other = {**TRAIN_CFG, "steps": 4}
+    with pytest.raises(RuntimeError, match="killed"):
+        train(tr, va, table, TINY, TRAIN_CFG, {"name": "ce"}, 0, callbacks=[Kill()], **kw)
     summary = train(tr, va, table, TINY, other, {"name": "ce"}, 0, **kw)
     assert summary["resumed_from"] is None and (tmp_path / "state" / "last.stale").exists()
 

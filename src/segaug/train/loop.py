@@ -230,8 +230,13 @@ def train(
     device: str = "auto",
     run_info: dict | None = None,
     callbacks: Sequence = (),
+    keep_state: bool = False,
 ) -> dict:
     """Train a model; resume from ``state_dir/last.ckpt`` if present; write model and curve.
+
+    Once the model file is written the checkpoint has done its job and is removed (unless
+    ``keep_state``), so a forced rerun trains from scratch instead of re-exporting old state
+    (which would hide a code change).
 
     ``callbacks`` are extra Lightning callbacks (tests use one to simulate a kill). Returns a
     summary dict ``{"steps", "best", "history", "resumed_from"}``.
@@ -360,6 +365,12 @@ def train(
     with atomic_path(out_model) as tmp:
         torch.save(payload, tmp)
     write_text(out_curve, curve_csv(history))
+    if not keep_state:
+        (state_dir / "last.ckpt").unlink(missing_ok=True)
+        try:
+            state_dir.rmdir()
+        except OSError:  # not empty: something else (a .stale checkpoint) stays for the user
+            pass
     return {"steps": steps, "best": best, "history": history,
             "resumed_from": str(ckpt_path) if ckpt_path else None}  # fmt: skip
 
