@@ -1,0 +1,114 @@
+"""Per-rule conda envs: every rule that runs code names one, every env pins its versions and
+provides what its scripts import (a static scan, following imports into src/segaug)."""
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_snakemake
+
+# import name -> the distribution that provides it
+DIST = {
+    "numpy": "numpy", "PIL": "pillow", "cv2": "opencv-python-headless", "scipy": "scipy",
+    "tqdm": "tqdm", "torch": "torch", "torchvision": "torchvision", "pandas": "pandas",
+    "segmentation_models_pytorch": "segmentation-models-pytorch", "timm": "timm",
+    "lightning": "lightning", "torchmetrics": "torchmetrics", "yaml": "pyyaml",
+    "jsonschema": "jsonschema", "tabulate": "tabulate",
+}  # fmt: skip
+
+
+def rules_with_envs():
+    """{rule: (env file, script name)} parsed from rules/*.smk."""
+    out = {}
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule )", smk.read_text()):
+            m = re.match(r"rule (\w+):", block.strip())
+            if not m:
+                continue
+            env = re.search(r'conda:\s*\n\s*"\.\./(envs/[\w.]+)"', block)
+            script = re.search(r'script\("(\w+\.py)"\)', block)
+            runs_code = "shell:" in block or "script:" in block or "run:" in block
+            out[m.group(1)] = (env and env.group(1), script and script.group(1), runs_code)
+    return out
+
+
+def module_file(name: str) -> Path | None:
+    base = ROOT / "src" / Path(*name.split("."))
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.exists():
+            return p
+    return None
+
+
+def third_party_imports(path: Path, seen=None) -> set[str]:
+    """Top-level third-party modules imported by a file, following segaug imports."""
+    seen = set() if seen is None else seen
+    if path in seen:
+        return set()
+    seen.add(path)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            top = name.split(".")[0]
+            if top == "segaug":
+                f = module_file(name)
+                if f:
+                    found |= third_party_imports(f, seen)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                found.add(top)
+    return found
+
+
+def env_packages(env_file: str) -> dict[str, str]:
+    env = yaml.safe_load((ROOT / env_file).read_text())
+    pkgs = {}
+    for dep in env["dependencies"]:
+        for spec in dep["pip"] if isinstance(dep, dict) else [dep]:
+            m = re.match(r"^([A-Za-z0-9_.-]+)\s*(==|=)\s*([\w.*+-]+)$", spec)
+            assert m, f"{env_file}: '{spec}' is not pinned to a version"
+            pkgs[m.group(1).lower()] = m.group(3)
+    return pkgs
+
+
+RULES = rules_with_envs()
+
+
+def test_every_rule_that_runs_code_names_an_env():
+    assert RULES, "no rules parsed"
+    for rule, (env, script, runs_code) in RULES.items():
+        if runs_code:
+            assert env, f"rule {rule} runs code but names no conda env"
+            assert (ROOT / env).exists(), f"rule {rule}: {env} missing"
+
+
+@pytest.mark.parametrize("rule", sorted(r for r, v in RULES.items() if v[1]))
+def test_env_provides_what_the_script_imports(rule):
+    env, script, _ = RULES[rule]
+    pkgs = env_packages(env)
+    needed = third_party_imports(ROOT / "scripts" / script)
+    missing = sorted(f"{m} ({DIST.get(m, '?')})" for m in needed if DIST.get(m, m).lower() not in pkgs)
+    assert not missing, f"rule {rule}: {env} lacks {missing} imported by scripts/{script}"
+
+
+def test_env_pins_match_pyproject():
+    """The envs and pyproject pin the same versions (one truth for tests and cluster)."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    pins = dict(re.findall(r'"([A-Za-z0-9_.-]+)==([\w.]+)"', pyproject))
+    for env in sorted((ROOT / "envs").glob("*.yaml")):
+        for name, version in env_packages(str(env.relative_to(ROOT))).items():
+            if name in {k.lower() for k in pins}:
+                assert pins[next(k for k in pins if k.lower() == name)] == version, (env.name, name)
+
+
+def test_lint_is_clean(tmp_path):
+    p = run_snakemake("--lint", cwd=ROOT)
+    assert "Congratulations, your workflow is in a good condition!" in p.stdout + p.stderr
