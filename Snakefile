@@ -31,6 +31,8 @@ localrules:
     all,
     download_dataset,
     download_list,
+    prefetch_weights,
+    prefetch,
     table1,
     seed_metrics,
 
@@ -41,3 +43,8 @@ rule all:
         f"{OUT}/tables/table1.csv",
         f"{OUT}/tables/table1.md",
 
+
+rule prefetch:
+    """Every download a run needs, on the submit host (compute nodes may have no internet)."""
+    input:
+        prefetch_targets(),

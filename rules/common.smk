@@ -15,7 +15,9 @@ from snakemake.exceptions import WorkflowError
 SRC = Path(workflow.basedir) / "src"
 SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 sys.path.insert(0, str(SRC))
-from segaug.data.classnames import BUILTIN as BUILTIN_CLASSES  # noqa: E402 (no numpy needed)
+from segaug.data.classnames import (
+    BUILTIN as BUILTIN_CLASSES,
+)  # noqa: E402 (no numpy needed)
 
 # Every job, local or on a cluster node, imports the library from src/ (no install needed).
 # Bash strict mode is kept (a custom prefix replaces Snakemake's default one).
@@ -46,7 +48,9 @@ def validate_config(cfg):
     if not problems:
         for name, s in cfg["splits"].items():
             if s["dataset"] not in cfg["datasets"]:
-                problems.append(f"key 'splits.{name}.dataset': unknown dataset '{s['dataset']}'")
+                problems.append(
+                    f"key 'splits.{name}.dataset': unknown dataset '{s['dataset']}'"
+                )
             for part in ("train", "val"):
                 kind, _, ref = s[part].partition(":")
                 if kind == "list" and ref not in cfg.get("lists", {}):
@@ -68,7 +72,9 @@ def validate_config(cfg):
                     )
         method = t1["d_final"].removeprefix("paste-")
         if method not in cfg["paste"]:
-            problems.append(f"key 'table1.d_final': no paste method '{method}' in 'paste'")
+            problems.append(
+                f"key 'table1.d_final': no paste method '{method}' in 'paste'"
+            )
     if problems:
         raise WorkflowError(
             f"invalid config ({', '.join(map(str, workflow.overwrite_configfiles or ['config']))}): "
@@ -81,6 +87,7 @@ validate_config(config)
 OUT = config["outdir"].rstrip("/")
 RAW = config.get("raw_dir", "resources/raw").rstrip("/")
 SEEDS = [int(s) for s in config["seeds"]]
+HF_HOME = config.get("hf_home", "resources/huggingface").rstrip("/")
 PASTE_METHODS = sorted(config["paste"])
 TRAINSETS = ["origin"] + [f"paste-{m}" for m in PASTE_METHODS]
 
@@ -175,19 +182,28 @@ def prepare_inputs(wildcards):
 def prepare_args(wildcards, input):
     d = dataset_cfg(wildcards.dataset)
     if d["kind"] == "voc":
-        src = f"--voc-root {shlex.quote(d['path'])}" if d.get("path") else f"--voc-tar {input.tar}"
+        src = (
+            f"--voc-root {shlex.quote(d['path'])}"
+            if d.get("path")
+            else f"--voc-tar {input.tar}"
+        )
         return f"--kind voc --year {d['year']} {src}"
     if d["kind"] == "demo":
         keys = ("num_train", "num_val", "width", "height", "seed")
         return "--kind demo " + " ".join(
             f"--{k.replace('_', '-')} {d[k]}" for k in keys if k in d
         )
-    raise WorkflowError(f"dataset '{wildcards.dataset}': kind {d['kind']} is used in place")
+    raise WorkflowError(
+        f"dataset '{wildcards.dataset}': kind {d['kind']} is used in place"
+    )
 
 
 def pool_args():
     p = config["pool"]
-    args = [f"--min-area {p.get('min_area', 100)}", f"--max-fraction {p.get('max_fraction', 0.05)}"]
+    args = [
+        f"--min-area {p.get('min_area', 100)}",
+        f"--max-fraction {p.get('max_fraction', 0.05)}",
+    ]
     if p.get("classes"):
         args.append("--classes " + " ".join(shlex.quote(c) for c in p["classes"]))
     if p.get("drop_border", True):
@@ -209,7 +225,9 @@ def paste_args(wildcards):
     for key, flag in flags.items():
         if key in p:
             v = p[key]
-            out.append(f"{flag} " + (" ".join(map(str, v)) if isinstance(v, list) else str(v)))
+            out.append(
+                f"{flag} " + (" ".join(map(str, v)) if isinstance(v, list) else str(v))
+            )
     return " ".join(out)
 
 
@@ -225,9 +243,13 @@ def train_inputs(wildcards):
         "train_list": f"{prefix}/splits/train.txt",
         "val_list": f"{prefix}/splits/val.txt",
     }
+    if config["models"][wildcards.model].get("encoder_weights"):
+        inputs["weights"] = weights_marker(wildcards.model)
     if wildcards.trainset != "origin":
         method = wildcards.trainset.removeprefix("paste-")
-        inputs["extra"] = paste_dir(wildcards.dataset, wildcards.split, method, wildcards.seed)
+        inputs["extra"] = paste_dir(
+            wildcards.dataset, wildcards.split, method, wildcards.seed
+        )
     return inputs
 
 
@@ -235,6 +257,29 @@ def extra_sets(wildcards, input):
     if "extra" in input.keys():
         return f"--extra-set {input.extra}:{input.extra}/sets/all.txt"
     return ""
+
+
+def weights_marker(model):
+    return f"{HF_HOME}/.segaug/{model}.ready"
+
+
+def prefetch_targets():
+    """Everything a run downloads: datasets, id lists, pretrained weights (for `prefetch`)."""
+    out = []
+    for name, d in config["datasets"].items():
+        if d["kind"] == "voc" and not d.get("path"):
+            out.append(voc_tar(name))
+    out += [
+        list_file(n)
+        for n in config.get("lists", {})
+        if not config["lists"][n].get("path")
+    ]
+    out += [
+        weights_marker(m)
+        for m, c in config["models"].items()
+        if c.get("encoder_weights")
+    ]
+    return out
 
 
 def run_info(wildcards):
@@ -260,9 +305,13 @@ def table1_runs(seeds=None):
         for model in t1["models"]:
             for trainset in ("origin", t1["d_final"]):
                 for seed in seeds if seeds is not None else SEEDS:
-                    runs.append((split_dataset(split), split, model, trainset, t1["loss"], seed))
+                    runs.append(
+                        (split_dataset(split), split, model, trainset, t1["loss"], seed)
+                    )
     return runs
 
 
 def metrics_files(seeds=None):
-    return [os.path.join(run_dir("eval", *r), "metrics.json") for r in table1_runs(seeds)]
+    return [
+        os.path.join(run_dir("eval", *r), "metrics.json") for r in table1_runs(seeds)
+    ]

@@ -4,14 +4,14 @@
 rule download_dataset:
     output:
         f"{RAW}/{{dataset}}.tar",
-    params:
-        script=script("download.py"),
-        url=lambda w: dataset_cfg(w.dataset)["url"],
-        checksum=lambda w: dataset_cfg(w.dataset)["checksum"],
     log:
         f"{OUT}/logs/download_dataset/{{dataset}}.log",
     conda:
         "../envs/data.yaml"
+    params:
+        script=script("download.py"),
+        url=lambda w: dataset_cfg(w.dataset)["url"],
+        checksum=lambda w: dataset_cfg(w.dataset)["checksum"],
     shell:
         "python {params.script} --url {params.url} --checksum {params.checksum}"
         " --out {output} 2> {log}"
@@ -20,14 +20,14 @@ rule download_dataset:
 rule download_list:
     output:
         f"{RAW}/lists/{{listname}}.txt",
-    params:
-        script=script("download.py"),
-        url=lambda w: config["lists"][w.listname]["url"],
-        checksum=lambda w: config["lists"][w.listname]["checksum"],
     log:
         f"{OUT}/logs/download_list/{{listname}}.log",
     conda:
         "../envs/data.yaml"
+    params:
+        script=script("download.py"),
+        url=lambda w: config["lists"][w.listname]["url"],
+        checksum=lambda w: config["lists"][w.listname]["checksum"],
     shell:
         "python {params.script} --url {params.url} --checksum {params.checksum}"
         " --out {output} 2> {log}"
@@ -38,15 +38,15 @@ rule prepare_dataset:
         unpack(prepare_inputs),
     output:
         directory(f"{OUT}/{{dataset}}/dataset"),
-    params:
-        script=script("prepare_dataset.py"),
-        args=prepare_args,
     log:
         f"{OUT}/logs/prepare_dataset/{{dataset}}.log",
     benchmark:
         f"{OUT}/benchmarks/prepare_dataset/{{dataset}}.tsv"
     conda:
         "../envs/data.yaml"
+    params:
+        script=script("prepare_dataset.py"),
+        args=prepare_args,
     shell:
         "python {params.script} {params.args} --out {output} 2> {log}"
 
@@ -57,15 +57,31 @@ rule make_split:
     output:
         train=f"{OUT}/{{dataset}}/{{split}}/splits/train.txt",
         val=f"{OUT}/{{dataset}}/{{split}}/splits/val.txt",
-    params:
-        script=script("make_split.py"),
-        train=lambda w: split_source(w, "train"),
-        val=lambda w: split_source(w, "val"),
     log:
         f"{OUT}/logs/make_split/{{dataset}}/{{split}}.log",
     conda:
         "../envs/data.yaml"
+    params:
+        script=script("make_split.py"),
+        train=lambda w: split_source(w, "train"),
+        val=lambda w: split_source(w, "val"),
     shell:
         "python {params.script} --dataset-root {input.dataset}"
         " --train-list {params.train} --val-list {params.val}"
         " --out-train {output.train} --out-val {output.val} 2> {log}"
+
+
+rule prefetch_weights:
+    output:
+        f"{HF_HOME}/.segaug/{{model}}.ready",
+    log:
+        f"{OUT}/logs/prefetch_weights/{{model}}.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        script=script("prefetch_weights.py"),
+        model=lambda w: jarg(config["models"][w.model]),
+        hf_home=lambda w, output: Path(output[0]).parent.parent,
+    shell:
+        "HF_HOME={params.hf_home} python {params.script} --model-json {params.model}"
+        " --out {output} 2> {log}"

@@ -8,15 +8,15 @@ rule paste:
         pool=f"{OUT}/{{dataset}}/{{split}}/pool",
     output:
         directory(f"{OUT}/{{dataset}}/{{split}}/paste/{{method}}/seed{{seed}}"),
-    params:
-        script=script("paste.py"),
-        args=paste_args,
     log:
         f"{OUT}/logs/paste/{{dataset}}/{{split}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{OUT}/benchmarks/paste/{{dataset}}/{{split}}/{{method}}/seed{{seed}}.tsv"
     conda:
         "../envs/paste.yaml"
+    params:
+        script=script("paste.py"),
+        args=paste_args,
     shell:
         "python {params.script} --method {wildcards.method} --dataset-root {input.dataset}"
         " --split-list {input.train_list} --pool {input.pool} --seed {wildcards.seed}"

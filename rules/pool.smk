@@ -7,15 +7,15 @@ rule pool:
         train_list=f"{OUT}/{{dataset}}/{{split}}/splits/train.txt",
     output:
         directory(f"{OUT}/{{dataset}}/{{split}}/pool"),
-    params:
-        script=script("pool.py"),
-        args=pool_args(),
     log:
         f"{OUT}/logs/pool/{{dataset}}/{{split}}.log",
     benchmark:
         f"{OUT}/benchmarks/pool/{{dataset}}/{{split}}.tsv"
     conda:
         "../envs/paste.yaml"
+    params:
+        script=script("pool.py"),
+        args=pool_args(),
     shell:
         "python {params.script} --dataset-root {input.dataset} --split-list {input.train_list}"
         " {params.args} --out {output} 2> {log}"

@@ -12,13 +12,13 @@ rule table1:
             category="Tables",
         ),
         md=f"{OUT}/tables/table1.md",
-    params:
-        script=script("table1.py"),
-        d_final=config["table1"]["d_final"],
     log:
         f"{OUT}/logs/table1.log",
     conda:
         "../envs/report.yaml"
+    params:
+        script=script("table1.py"),
+        d_final=config["table1"]["d_final"],
     shell:
         "python {params.script} --metrics {input} --d-final {params.d_final}"
         " --out-csv {output.csv} --out-md {output.md} 2> {log}"
@@ -29,11 +29,11 @@ rule seed_metrics:
         lambda w: metrics_files([int(w.seed)]),
     output:
         f"{OUT}/tables/seeds/seed{{seed}}.csv",
-    params:
-        script=script("table1.py"),
     log:
         f"{OUT}/logs/seed_metrics/seed{{seed}}.log",
     conda:
         "../envs/report.yaml"
+    params:
+        script=script("table1.py"),
     shell:
         "python {params.script} --metrics {input} --out-runs {output} 2> {log}"

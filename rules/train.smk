@@ -10,25 +10,28 @@ rule train:
     output:
         model=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/model.pt",
         curve=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/curve.csv",
-    params:
-        script=script("train.py"),
-        state=lambda w: os.path.join(
-            run_dir("train", w.dataset, w.split, w.model, w.trainset, w.loss, w.seed), "state"
-        ),
-        extra=extra_sets,
-        model=lambda w: jarg(config["models"][w.model]),
-        train=jarg(config["train"]),
-        loss=lambda w: jarg(config["losses"][w.loss]),
-        run=lambda w: jarg(run_info(w)),
-    threads: 1
     log:
         f"{OUT}/logs/train/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.log",
     benchmark:
         f"{OUT}/benchmarks/train/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.tsv"
     conda:
         "../envs/train.yaml"
+    threads: 1
+    params:
+        script=script("train.py"),
+        state=lambda w: os.path.join(
+            run_dir("train", w.dataset, w.split, w.model, w.trainset, w.loss, w.seed),
+            "state",
+        ),
+        extra=extra_sets,
+        model=lambda w: jarg(config["models"][w.model]),
+        train=jarg(config["train"]),
+        loss=lambda w: jarg(config["losses"][w.loss]),
+        run=lambda w: jarg(run_info(w)),
+        hf_home=HF_HOME,
     shell:
-        "python {params.script} --dataset-root {input.dataset}"
+        "HF_HOME={params.hf_home} HF_HUB_OFFLINE=1"
+        " python {params.script} --dataset-root {input.dataset}"
         " --train-list {input.train_list} {params.extra} --val-list {input.val_list}"
         " --model-json {params.model} --train-json {params.train} --loss-json {params.loss}"
         " --run-json {params.run} --seed {wildcards.seed} --threads {threads}"
@@ -44,13 +47,13 @@ rule evaluate:
     output:
         metrics=f"{OUT}/{{dataset}}/{{split}}/eval/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/metrics.json",
         confusion=f"{OUT}/{{dataset}}/{{split}}/eval/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/confusion.csv",
-    threads: 1
-    params:
-        script=script("evaluate.py"),
     log:
         f"{OUT}/logs/evaluate/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.log",
     conda:
         "../envs/train.yaml"
+    threads: 1
+    params:
+        script=script("evaluate.py"),
     shell:
         "python {params.script} --dataset-root {input.dataset} --val-list {input.val_list}"
         " --model {input.model} --threads {threads} --out-metrics {output.metrics}"

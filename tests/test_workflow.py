@@ -153,3 +153,17 @@ def test_rerun_one_seed_plans_exactly_that_seed(demo_run):
     # one paste set (the D_final of seed 1), 2 trainings and 2 evaluations (origin, D_final)
     assert rules == ["evaluate", "evaluate", "paste", "seed_metrics", "train", "train"], jobs
     assert all("seed1" in out for _, out in jobs), jobs
+
+
+def test_prefetch_plans_every_download_on_the_submit_host(tmp_path):
+    """Compute nodes may have no internet: `prefetch` does every download as a localrule, and
+    `snakemake -n` on the paper config shows what is still missing."""
+    p = run_snakemake("prefetch", "-n", cwd=tmp_path)
+    counts = job_counts(p.stdout)
+    assert counts == {"download_dataset": 2, "download_list": 6, "prefetch_weights": 2, "prefetch": 1, "total": 11}
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (ROOT / "Snakefile").read_text(), re.M)
+    local = {name.strip(" ,") for name in block.group(1).split()}
+    assert {"download_dataset", "download_list", "prefetch_weights", "prefetch"} <= local
+    p = run_snakemake("-n", "-p", cwd=tmp_path)
+    train_cmds = [line for line in p.stdout.splitlines() if "scripts/train.py" in line]
+    assert train_cmds and all("HF_HUB_OFFLINE=1" in c and "HF_HOME=resources/huggingface" in c for c in train_cmds)

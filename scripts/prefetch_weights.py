@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+r"""Download a model's pretrained weights into the Hugging Face cache (HF_HOME), ahead of a run.
+
+Compute nodes often have no internet: this runs on the submit host (a Snakemake localrule),
+and training jobs then run with HF_HUB_OFFLINE=1 against the same HF_HOME.
+
+    HF_HOME=resources/huggingface python scripts/prefetch_weights.py \
+        --model-json '{"arch": "DeepLabV3Plus", "encoder": "resnet50", "encoder_weights": "imagenet"}' \
+        --out resources/huggingface/.segaug/deeplabv3plus_r50.ready
+"""
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from segaug.cli import json_arg, run
+from segaug.io import write_text
+from segaug.train.models import create_model
+
+log = logging.getLogger("prefetch_weights")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-json", required=True, type=json_arg, help="model config (inline or @file)")
+    ap.add_argument("--out", required=True, type=Path, help="marker written once the weights are cached")
+    args = ap.parse_args(argv)
+    create_model(args.model_json, num_classes=2)  # fetches the encoder weights into HF_HOME
+    log.info("weights of %s cached in %s", args.model_json.get("encoder"), os.environ.get("HF_HOME"))
+    write_text(args.out, json.dumps(args.model_json, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    run(main)
