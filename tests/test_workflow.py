@@ -167,3 +167,13 @@ def test_prefetch_plans_every_download_on_the_submit_host(tmp_path):
     p = run_snakemake("-n", "-p", cwd=tmp_path)
     train_cmds = [line for line in p.stdout.splitlines() if "scripts/train.py" in line]
     assert train_cmds and all("HF_HUB_OFFLINE=1" in c and "HF_HOME=resources/huggingface" in c for c in train_cmds)
+
+
+def test_dag_and_rulegraph_render(tmp_path):
+    """`--rulegraph` of the paper config and `--dag` of one split are valid Graphviz input."""
+    rg = run_snakemake("--rulegraph", cwd=tmp_path).stdout
+    assert rg.lstrip().startswith("digraph") and "train" in rg and "table1" in rg
+    target = "results/voc2007/voc7/eval/deeplabv3plus_r50/origin/ce/seed0/metrics.json"
+    dag = run_snakemake("--dag", target, cwd=tmp_path).stdout
+    assert dag.lstrip().startswith("digraph")
+    assert dag.count('label = "train') == 1 and "voc12" not in dag
