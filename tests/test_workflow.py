@@ -174,6 +174,6 @@ def test_dag_and_rulegraph_render(tmp_path):
     rg = run_snakemake("--rulegraph", cwd=tmp_path).stdout
     assert rg.lstrip().startswith("digraph") and "train" in rg and "table1" in rg
     target = "results/voc2007/voc7/eval/deeplabv3plus_r50/origin/ce/seed0/metrics.json"
-    dag = run_snakemake("--dag", target, cwd=tmp_path).stdout
+    dag = run_snakemake(target, "--dag", cwd=tmp_path).stdout
     assert dag.lstrip().startswith("digraph")
     assert dag.count('label = "train') == 1 and "voc12" not in dag
