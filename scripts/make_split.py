@@ -14,24 +14,10 @@ import logging
 from pathlib import Path
 
 from segaug.cli import run
-from segaug.data.canonical import IMAGE_EXTS, read_split, write_split
+from segaug.data.canonical import check_split, write_split
 from segaug.errors import SegaugError
 
 log = logging.getLogger("make_split")
-
-
-def checked(path: Path, root: Path) -> list[str]:
-    """The ids of a list, each with a label and an image in the dataset at ``root``."""
-    ids = read_split(path)
-    labels = {p.stem for p in (root / "labels").glob("*.png")}
-    images = {p.stem for ext in IMAGE_EXTS for p in (root / "images").glob(f"*{ext}")}
-    missing = [i for i in ids if i not in labels or i not in images]
-    if missing:
-        raise SegaugError(
-            f"{path}: {len(missing)} of {len(ids)} ids are not in the dataset {root} "
-            f"(no image or label), e.g. {missing[:5]}; is this list meant for another dataset?"
-        )
-    return ids
 
 
 def main(argv=None):
@@ -44,14 +30,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not (args.dataset_root / "labels").is_dir():
         raise SegaugError(f"{args.dataset_root}: not a canonical dataset (no labels/); prepare it first")
-    train = checked(args.train_list, args.dataset_root)
-    val = checked(args.val_list, args.dataset_root)
-    both = sorted(set(train) & set(val))
-    if both:
-        raise SegaugError(
-            f"{args.train_list} and {args.val_list} share {len(both)} ids, e.g. {both[:5]}; "
-            "a split's train and val lists must be disjoint"
-        )
+    train, val = check_split(args.dataset_root, args.train_list, args.val_list)
     write_split(args.out_train, train)
     write_split(args.out_val, val)
     log.info(

@@ -218,6 +218,34 @@ def write_split(path: str | Path, ids: Sequence[str]) -> None:
     write_text(path, "".join(f"{i}\n" for i in ids))
 
 
+def check_split(root: str | Path, train_list: str | Path, val_list: str | Path) -> tuple[list[str], list[str]]:
+    """Read a split's two source lists and check them against the dataset at ``root``.
+
+    Every id must have an image and a label there, and train and val must be disjoint; each
+    problem is one SegaugError naming the list file and the first offending ids.
+    """
+    root = Path(root)
+    labels = {p.stem for p in (root / "labels").glob("*.png")}
+    images = {p.stem for ext in IMAGE_EXTS for p in (root / "images").glob(f"*{ext}")}
+    lists = []
+    for path in (train_list, val_list):
+        ids = read_split(path)
+        missing = [i for i in ids if i not in labels or i not in images]
+        if missing:
+            raise SegaugError(
+                f"{path}: {len(missing)} of {len(ids)} ids are not in the dataset {root} "
+                f"(no image or label), e.g. {missing[:5]}; is this list meant for another dataset?"
+            )
+        lists.append(ids)
+    both = sorted(set(lists[0]) & set(lists[1]))
+    if both:
+        raise SegaugError(
+            f"{train_list} and {val_list} share {len(both)} ids, e.g. {both[:5]}; "
+            "a split's train and val lists must be disjoint"
+        )
+    return lists[0], lists[1]
+
+
 def image_path(root: str | Path, image_id: str) -> Path:
     """Path of an image in a canonical dataset, whatever its extension."""
     root = Path(root)
