@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 # Rules call `python`: the venv's, unless a rule runs in its conda env (--sdm conda).
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench lint dag clean-demo
+.PHONY: setup demo test bench lint dag clean-demo install-profile
 
 setup: $(VENV)/.installed
 
@@ -41,3 +41,10 @@ dag: setup
 
 clean-demo:
 	rm -rf results/demo
+
+# Make the bare `snakemake --profile slurm ...` work: Snakemake 9 looks a bare profile name up in
+# ~/.config/snakemake/ (and /etc/xdg/snakemake/). The link keeps following this checkout.
+install-profile:
+	mkdir -p $(HOME)/.config/snakemake
+	ln -sfn $(abspath profiles/slurm) $(HOME)/.config/snakemake/slurm
+	@echo "snakemake --profile slurm now uses $(abspath profiles/slurm)"
