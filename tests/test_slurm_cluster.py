@@ -221,3 +221,68 @@ def test_toy_workflow_without_accounting_squeue(slurm_cluster_noacct, tmp_path):
     job = cl.scontrol_job(ids["gpu"])
     assert job.get("Partition") == "gpu", job
     assert "gpu:1" in job.get("TresPerJob", ""), job
+
+
+# ---------------------------------------------------------------- the real workflow on SLURM
+
+REPO = Path(__file__).resolve().parents[1]
+# The node is small (2 CPUs): shrink the profile's per-rule requests, keep its partitions and
+# GPUs. --set-resources given here replaces the profile's mapping, so it is complete.
+SMALL = [
+    "--set-resources",
+    *(f"{r}:{k}={v}" for r in ("prepare_dataset", "make_split", "pool", "paste")
+      for k, v in (("mem_mb", 1000), ("cpus_per_task", 1), ("runtime", 20))),
+    *(f"{r}:{k}={v}" for r in ("train", "evaluate")
+      for k, v in (("mem_mb", 2000), ("cpus_per_task", 1), ("runtime", 30),
+                   ("slurm_partition", "gpu"), ("gpu", 1))),
+    "--set-threads", "train=1", "evaluate=1", "prepare_dataset=1", "pool=1", "paste=1",
+    "--sdm", "env-modules",  # the profile's conda needs conda channels, unreachable here
+]  # fmt: skip
+
+
+def run_demo_on_slurm(cluster, workdir: Path, cfg: Path, *targets, status_command=None):
+    env = {**cluster.env, "SNAKEMAKE_SLURM_ACCOUNT": helpers.ACCOUNT,
+           "PATH": f"{Path(helpers.snakemake_bin()).parent}:{cluster.env['PATH']}"}  # fmt: skip
+    args = [*targets, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(cfg), "--profile", str(REPO / "profiles" / "slurm"),
+            *helpers.slurm_cli_args(status_command, logdir=workdir / "slurm_logs"), *SMALL]  # fmt: skip
+    p = helpers.run_snakemake(args, env, timeout=600)
+    p.log = f"$ {' '.join(p.args)}\n{p.stdout[-3000:]}\n{p.stderr[-8000:]}"
+    print(f"demo on SLURM [{status_command or 'sacct'}]: {p.wall_seconds:.1f}s rc={p.returncode}")
+    return p
+
+
+@pytest.mark.workflow
+def test_demo_workflow_through_the_slurm_profile(slurm_cluster, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import run_snakemake as run_local
+    from test_workflow import TINY, write_config
+
+    local, onslurm = tmp_path / "local", tmp_path / "slurm"
+    for d in (local, onslurm):
+        d.mkdir()
+    run_local("--cores", "2", "--configfile", str(write_config(local, **TINY)), cwd=local)
+
+    p = run_demo_on_slurm(slurm_cluster, onslurm, write_config(onslurm, **TINY))
+    assert p.returncode == 0, p.log
+    out = p.stdout + p.stderr
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", out)
+    # prepare, split, pool, 2 pastes, 4 trainings, 4 evaluations; downloads and tables are local
+    assert len(submitted) == 13, p.log
+
+    def all_completed():
+        rows = slurm_cluster.sacct(submitted)
+        done = len(rows) == 13 and all(r["State"] == "COMPLETED" for r in rows.values())
+        return rows if done else None
+
+    rows = wait_for(all_completed, timeout=30)
+    assert rows, slurm_cluster.sacct(submitted)
+    logs = {f.relative_to(onslurm / "slurm_logs").parts[0] for f in (onslurm / "slurm_logs").rglob("*.log")}
+    assert {"rule_train", "rule_evaluate", "rule_paste", "rule_pool"} <= set(logs), sorted(logs)
+    assert "rule_table1" not in logs  # a localrule: ran on the submit host
+    on_gpu = [r for r in rows.values() if r["Partition"] == "gpu"]
+    assert len(on_gpu) == 8 and all("gres/gpu=1" in r["AllocTRES"] for r in on_gpu), rows
+    table = "results/demo/tables/table1.csv"
+    assert (onslurm / table).read_bytes() == (local / table).read_bytes()
