@@ -225,31 +225,7 @@ def test_toy_workflow_without_accounting_squeue(slurm_cluster_noacct, tmp_path):
 
 # ---------------------------------------------------------------- the real workflow on SLURM
 
-REPO = Path(__file__).resolve().parents[1]
-# The node is small (2 CPUs): shrink the profile's per-rule requests, keep its partitions and
-# GPUs. --set-resources given here replaces the profile's mapping, so it is complete.
-SMALL = [
-    "--set-resources",
-    *(f"{r}:{k}={v}" for r in ("prepare_dataset", "make_split", "pool", "paste")
-      for k, v in (("mem_mb", 1000), ("cpus_per_task", 1), ("runtime", 20))),
-    *(f"{r}:{k}={v}" for r in ("train", "evaluate")
-      for k, v in (("mem_mb", 2000), ("cpus_per_task", 1), ("runtime", 30),
-                   ("slurm_partition", "gpu"), ("gpu", 1))),
-    "--set-threads", "train=1", "evaluate=1", "prepare_dataset=1", "pool=1", "paste=1",
-    "--sdm", "env-modules",  # the profile's conda needs conda channels, unreachable here
-]  # fmt: skip
-
-
-def run_demo_on_slurm(cluster, workdir: Path, cfg: Path, *targets, status_command=None):
-    env = {**cluster.env, "SNAKEMAKE_SLURM_ACCOUNT": helpers.ACCOUNT,
-           "PATH": f"{Path(helpers.snakemake_bin()).parent}:{cluster.env['PATH']}"}  # fmt: skip
-    args = [*targets, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(cfg), "--profile", str(REPO / "profiles" / "slurm"),
-            *helpers.slurm_cli_args(status_command, logdir=workdir / "slurm_logs"), *SMALL]  # fmt: skip
-    p = helpers.run_snakemake(args, env, timeout=600)
-    p.log = f"$ {' '.join(p.args)}\n{p.stdout[-3000:]}\n{p.stderr[-8000:]}"
-    print(f"demo on SLURM [{status_command or 'sacct'}]: {p.wall_seconds:.1f}s rc={p.returncode}")
-    return p
+REPO = helpers.REPO
 
 
 @pytest.mark.workflow
@@ -265,7 +241,7 @@ def test_demo_workflow_through_the_slurm_profile(slurm_cluster, tmp_path):
         d.mkdir()
     run_local("--cores", "2", "--configfile", str(write_config(local, **TINY)), cwd=local)
 
-    p = run_demo_on_slurm(slurm_cluster, onslurm, write_config(onslurm, **TINY))
+    p = helpers.run_demo_on_slurm(slurm_cluster, onslurm, write_config(onslurm, **TINY))
     assert p.returncode == 0, p.log
     out = p.stdout + p.stderr
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", out)

@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 CLUSTER_SH = HERE / "cluster.sh"
 TOY_SNAKEFILE = HERE / "toy" / "Snakefile"
 ACCOUNT = "segaug"  # the account cluster.sh creates (and the profile should name)
+REPO = HERE.parents[1]
 
 
 def snakemake_bin() -> str:
@@ -222,3 +223,29 @@ class LocalSlurmCluster:
             lines = f.read_text(errors="replace").splitlines()[-n:]
             parts.append(f"--- {f.name}\n" + "\n".join(lines))
         return "\n".join(parts)
+
+
+# The node is small (2 CPUs): shrink the profile's per-rule requests, keep its partitions and
+# GPUs. --set-resources given here replaces the profile's mapping, so it is complete.
+SMALL = [
+    "--set-resources",
+    *(f"{r}:{k}={v}" for r in ("prepare_dataset", "make_split", "pool", "paste")
+      for k, v in (("mem_mb", 1000), ("cpus_per_task", 1), ("runtime", 20))),
+    *(f"{r}:{k}={v}" for r in ("train", "evaluate")
+      for k, v in (("mem_mb", 2000), ("cpus_per_task", 1), ("runtime", 30),
+                   ("slurm_partition", "gpu"), ("gpu", 1))),
+    "--set-threads", "train=1", "evaluate=1", "prepare_dataset=1", "pool=1", "paste=1",
+    "--sdm", "env-modules",  # the profile's conda needs conda channels, unreachable here
+]  # fmt: skip
+
+
+def run_demo_on_slurm(cluster, workdir: Path, cfg: Path, *targets, status_command=None):
+    env = {**cluster.env, "SNAKEMAKE_SLURM_ACCOUNT": ACCOUNT,
+           "PATH": f"{Path(snakemake_bin()).parent}:{cluster.env['PATH']}"}  # fmt: skip
+    args = [*targets, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(cfg), "--profile", str(REPO / "profiles" / "slurm"),
+            *slurm_cli_args(status_command, logdir=workdir / "slurm_logs"), *SMALL]  # fmt: skip
+    p = run_snakemake(args, env, timeout=600)
+    p.log = f"$ {' '.join(p.args)}\n{p.stdout[-3000:]}\n{p.stderr[-8000:]}"
+    print(f"demo on SLURM [{status_command or 'sacct'}]: {p.wall_seconds:.1f}s rc={p.returncode}")
+    return p
