@@ -4,9 +4,8 @@
 import json
 import os
 import shlex
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -14,10 +13,10 @@ from snakemake.exceptions import WorkflowError
 
 SRC = Path(workflow.basedir) / "src"
 SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
+# class names of the built-in datasets, to check config class names before any job runs
+# (segaug.data.classnames imports nothing, so the Snakemake process needs no numpy)
 sys.path.insert(0, str(SRC))
-from segaug.data.classnames import (
-    BUILTIN as BUILTIN_CLASSES,
-)  # noqa: E402 (no numpy needed)
+from segaug.data.classnames import BUILTIN as BUILTIN_CLASSES
 
 # Every job, local or on a cluster node, imports the library from src/ (no install needed).
 # Bash strict mode is kept (a custom prefix replaces Snakemake's default one).
