@@ -2,13 +2,15 @@
 
 import csv
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, run_snakemake, snakemake_bin
 
 PAPER_SPLITS = 6
 PAPER_MODELS = 2
@@ -177,3 +179,19 @@ def test_dag_and_rulegraph_render(tmp_path):
     dag = run_snakemake(target, "--dag", cwd=tmp_path).stdout
     assert dag.lstrip().startswith("digraph")
     assert dag.count('label = "train') == 1 and "voc12" not in dag
+
+
+def test_bare_profile_name_after_install_profile(tmp_path):
+    """`make install-profile` makes the literal `snakemake --profile slurm ...` resolve."""
+    home = tmp_path / "home"
+    subprocess.run(["make", "-s", "-C", str(ROOT), "install-profile", f"HOME={home}"], check=True,
+                   capture_output=True)  # fmt: skip
+    assert (home / ".config/snakemake/slurm").resolve() == ROOT / "profiles" / "slurm"
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "SNAKEMAKE_SLURM_ACCOUNT": "acc"}  # fmt: skip
+    cmd = [snakemake_bin(), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "results/tables/table1.csv", "--profile", "slurm", "-n", "--sdm", "env-modules"]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "Using profile slurm" in p.stdout + p.stderr
+    assert job_counts(p.stdout)["train"] == 72
