@@ -162,3 +162,31 @@ def confusion_csv(conf: np.ndarray, class_names: Sequence[str]) -> str:
     for name, row in zip(class_names, conf):
         w.writerow([name, *(int(v) for v in row)])
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------- data balance (Table 4)
+def class_entropy(counts: Sequence[float]) -> float:
+    """Class entropy in bits: ``H = -sum_c p_c log2 p_c`` with ``p_c = n_c / sum n``.
+
+    ``n_c`` = number of images that contain class ``c`` (background and ignore left out by the
+    caller). Higher is more balanced; the maximum is ``log2 K`` for ``K`` classes (4.32 for
+    VOC's 20 object classes). Classes with ``n_c = 0`` contribute 0.
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    if n.size == 0 or n.sum() <= 0:
+        raise SegaugError("class entropy needs at least one class with a non-zero count")
+    p = n[n > 0] / n.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def class_imbalance_ratio(counts: Sequence[float]) -> float:
+    """Class imbalance ratio (CIR): ``min_c n_c / max_c n_c`` over the same counts as entropy.
+
+    1 = every class in as many images as every other; near 0 = one class dominates. (It can
+    fall while entropy rises: balancing a rare class adds its co-occurring frequent classes
+    too, raising the maximum.)
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    if n.size == 0 or n.max() <= 0:
+        raise SegaugError("class imbalance ratio needs at least one class with a non-zero count")
+    return float(n.min() / n.max())

@@ -182,10 +182,12 @@ def write_label(path: str | Path, label: np.ndarray) -> None:
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write an RGB image; the format follows the suffix (PNG lossless, JPEG quality 95)."""
+    """Write an RGB (HxWx3) or grey (HxW) uint8 image; the format follows the suffix (PNG
+    lossless, JPEG quality 95)."""
     suffix = Path(path).suffix.lower()
     with atomic_path(path) as tmp:
-        im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
+        arr = np.ascontiguousarray(image, dtype=np.uint8)
+        im = Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
         if suffix in (".jpg", ".jpeg"):
             im.save(tmp, format="JPEG", quality=95)
         else:
