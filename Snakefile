@@ -23,6 +23,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/pool.smk"
 include: "rules/paste.smk"
+include: "rules/generate.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
 
@@ -32,9 +33,13 @@ localrules:
     download_dataset,
     download_list,
     prefetch_weights,
+    prefetch_hub,
+    prefetch_inception,
     prefetch,
     table1,
     seed_metrics,
+    ablation_table,
+    synthetic_sets_table,
 
 
 rule all:
@@ -42,6 +47,7 @@ rule all:
     input:
         f"{OUT}/tables/table1.csv",
         f"{OUT}/tables/table1.md",
+        synthetic_sets_tables(),
 
 
 rule prefetch:

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -69,16 +70,89 @@ def validate_config(cfg):
                         f"key 'pool.classes': unknown class '{name}' for dataset '{ds}' "
                         f"(known: {', '.join(known)})"
                     )
-        method = t1["d_final"].removeprefix("paste-")
-        if method not in cfg["paste"]:
-            problems.append(
-                f"key 'table1.d_final': no paste method '{method}' in 'paste'"
-            )
+        problems += trainset_problems(cfg, "table1.d_final", [t1["d_final"]])
+        problems += generative_problems(cfg)
     if problems:
         raise WorkflowError(
             f"invalid config ({', '.join(map(str, workflow.overwrite_configfiles or ['config']))}): "
             + "; ".join(problems)
         )
+
+
+def expand_variants(cfg):
+    """generative.variants (each over `default`) plus the Table 7 grid made from its base."""
+    gen = cfg.get("generative") or {}
+    base = gen.get("variants") or {}
+    default = base.get("default", {})
+    out = {name: {**default, **v} for name, v in base.items()}
+    t7 = (cfg.get("ablations") or {}).get("table7")
+    if t7 and t7["base"] in out:
+        for w1 in t7["w1"]:
+            for w2 in t7["w2"]:
+                out[table7_variant(t7["base"], w1, w2)] = {
+                    **out[t7["base"]],
+                    "w1": w1,
+                    "w2": w2,
+                }
+    return out
+
+
+def table7_variant(base, w1, w2):
+    return f"{base}_w1-{w1}_w2-{w2}"
+
+
+def trainset_problems(cfg, key, trainsets):
+    problems = []
+    for ts in trainsets:
+        kind, _, name = ts.partition("-")
+        if ts == "origin":
+            continue
+        if kind == "paste" and name not in cfg["paste"]:
+            problems.append(f"key '{key}': no paste method '{name}' in 'paste'")
+        elif kind == "gen" and name not in expand_variants(cfg):
+            problems.append(
+                f"key '{key}': no variant '{name}' in 'generative.variants'"
+                + (
+                    ""
+                    if cfg.get("generative")
+                    else " (the config has no 'generative' section)"
+                )
+            )
+    return problems
+
+
+def generative_problems(cfg):
+    gen = cfg.get("generative")
+    problems = []
+    if gen:
+        for name, v in expand_variants(cfg).items():
+            key = f"generative.variants.{name}"
+            g = v.get("generator")
+            if g not in gen["generators"]:
+                problems.append(f"key '{key}.generator': unknown generator '{g}'")
+                continue
+            inpaint = gen["generators"][g]["pipeline"] == "sdxl_inpaint"
+            if inpaint != (v.get("prior") == "none"):
+                problems.append(
+                    f"key '{key}.prior': use prior 'none' with an sdxl_inpaint generator "
+                    "and only with it"
+                )
+        if "table7" in (cfg.get("ablations") or {}):
+            b = cfg["ablations"]["table7"]["base"]
+            if b not in (gen.get("variants") or {}):
+                problems.append(f"key 'ablations.table7.base': unknown variant '{b}'")
+    abl = cfg.get("ablations")
+    if abl:
+        for key, section in (
+            ("split", "splits"),
+            ("model", "models"),
+            ("loss", "losses"),
+        ):
+            if abl[key] not in cfg[section]:
+                problems.append(f"key 'ablations.{key}': unknown {key} '{abl[key]}'")
+        for t in ("table3", "table4", "table5", "table6"):
+            problems += trainset_problems(cfg, f"ablations.{t}", abl.get(t, []))
+    return problems
 
 
 validate_config(config)
@@ -88,11 +162,24 @@ RAW = config.get("raw_dir", "resources/raw").rstrip("/")
 SEEDS = [int(s) for s in config["seeds"]]
 HF_HOME = config.get("hf_home", "resources/huggingface").rstrip("/")
 PASTE_METHODS = sorted(config["paste"])
-TRAINSETS = ["origin"] + [f"paste-{m}" for m in PASTE_METHODS]
+GEN = config.get("generative") or {}
+VARIANTS = expand_variants(config)
+TRAINSETS = (
+    ["origin"] + [f"paste-{m}" for m in PASTE_METHODS] + [f"gen-{v}" for v in VARIANTS]
+)
+PRIORS = ("lineart", "canny", "sketch")
+TINY_KINDS = (
+    "blip2",
+    "clip",
+    "annotators",
+    "sdxl-adapter",
+    "sdxl-controlnet",
+    "sdxl-inpaint",
+)
 
 
 def _alt(values):
-    return "|".join(sorted(str(v) for v in values))
+    return "|".join(sorted(re.escape(str(v)) for v in values))
 
 
 wildcard_constraints:
@@ -104,6 +191,12 @@ wildcard_constraints:
     loss=_alt(config["losses"]),
     seed=r"\d+",
     listname=_alt(config.get("lists", {})) or "(?!)",
+    variant=_alt(VARIANTS) or "(?!)",
+    plan=r"balance-(auto|\d+)|uniform-\d+",
+    prior=_alt(PRIORS),
+    shard=r"\d+",
+    tinykind=_alt(TINY_KINDS),
+    repo=r"[A-Za-z0-9_.-]+--[A-Za-z0-9_.-]+",
 
 
 # ------------------------------------------------------------------ paths
@@ -165,6 +258,15 @@ def split_inputs(wildcards):
         if kind == "list":
             inputs[f"{part}_list"] = list_file(ref)
     return inputs
+
+
+def split_inputs_train(wildcards):
+    """The dataset and the split's train list (what the generative rules read)."""
+    check_split(wildcards)
+    return {
+        "dataset": dataset_dir(wildcards.dataset),
+        "train_list": f"{OUT}/{wildcards.dataset}/{wildcards.split}/splits/train.txt",
+    }
 
 
 def voc_tar(dataset):
@@ -244,10 +346,14 @@ def train_inputs(wildcards):
     }
     if config["models"][wildcards.model].get("encoder_weights"):
         inputs["weights"] = weights_marker(wildcards.model)
-    if wildcards.trainset != "origin":
-        method = wildcards.trainset.removeprefix("paste-")
+    kind, _, name = wildcards.trainset.partition("-")
+    if kind == "paste":
         inputs["extra"] = paste_dir(
-            wildcards.dataset, wildcards.split, method, wildcards.seed
+            wildcards.dataset, wildcards.split, name, wildcards.seed
+        )
+    elif kind == "gen":
+        inputs["extra"] = gen_set(
+            wildcards.dataset, wildcards.split, name, wildcards.seed
         )
     return inputs
 
@@ -278,6 +384,19 @@ def prefetch_targets():
         for m, c in config["models"].items()
         if c.get("encoder_weights")
     ]
+    refs = []
+    if GEN:
+        refs.append(GEN["captioner"]["model"])
+        refs.append(GEN.get("priors", {}).get("annotators", "lllyasviel/Annotators"))
+        refs.append(GEN.get("clip_model", "openai/clip-vit-large-patch14"))
+        for g in GEN["generators"]:
+            c = generator_cfg(g)
+            refs += [c.get(k) for k in ("base", "vae", "adapter", "controlnet")]
+        if GEN.get("fid_feature", "inception") == "inception":
+            out.append(f"{HF_HOME}/.segaug/inception.ready")
+    out += sorted(
+        {m for m in map(model_input, filter(None, refs)) if m and m.startswith(HF_HOME)}
+    )
     return out
 
 
@@ -314,3 +433,185 @@ def metrics_files(seeds=None):
     return [
         os.path.join(run_dir("eval", *r), "metrics.json") for r in table1_runs(seeds)
     ]
+
+
+# ------------------------------------------------------------------ generative branch
+def gen_prefix(dataset, split):
+    return f"{OUT}/{dataset}/{split}/gen"
+
+
+def gen_dir(dataset, split, variant, seed):
+    return f"{gen_prefix(dataset, split)}/{variant}/seed{seed}"
+
+
+def gen_set(dataset, split, variant, seed):
+    """The synthetic set (D_gen) of one variant and seed: a canonical dataset."""
+    return f"{gen_dir(dataset, split, variant, seed)}/set"
+
+
+def generator_cfg(name):
+    return {**GEN.get("generator_defaults", {}), **GEN["generators"][name]}
+
+
+def variant_plan(variant):
+    """The plan a variant's synthetic set follows (plans are shared across variants)."""
+    v = VARIANTS[variant]
+    if v.get("balance", True):
+        return f"balance-{v.get('n_balance', 'auto')}"
+    return f"uniform-{v.get('copies', 1)}"
+
+
+def hub_marker(ref):
+    owner, name = ref.split("/", 1)
+    slug = f"{owner}--{name}"
+    return f"{HF_HOME}/.segaug/hub/{slug}.ready"
+
+
+def model_input(ref):
+    """What a job that loads model ``ref`` waits for: the tiny model the workflow builds
+    ({OUT}/tiny/KIND), the prefetch marker of a hub id, or nothing (a local directory).
+    """
+    tiny = f"{OUT}/tiny/"
+    if ref.startswith(tiny):
+        return tiny + ref[len(tiny) :].split("/")[0]
+    if re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", ref) and not os.path.isdir(ref):
+        return hub_marker(ref)
+    return None
+
+
+def model_inputs(*refs):
+    return sorted({m for m in map(model_input, filter(None, refs)) if m})
+
+
+def needs_captions(variant):
+    return VARIANTS[variant].get("prompt", "appended") != "classes"
+
+
+def generate_inputs(wildcards):
+    check_split(wildcards)
+    v = VARIANTS[wildcards.variant]
+    g = generator_cfg(v["generator"])
+    gp = gen_prefix(wildcards.dataset, wildcards.split)
+    inputs = {
+        "dataset": dataset_dir(wildcards.dataset),
+        "plan": f"{gp}/plans/{variant_plan(wildcards.variant)}.json",
+        "models": model_inputs(
+            g.get("base"),
+            g.get("vae"),
+            g.get("adapter"),
+            g.get("controlnet"),
+            GEN.get("clip_model") if v.get("candidates", 1) > 1 else None,
+        ),
+    }
+    if needs_captions(wildcards.variant):
+        inputs["captions"] = f"{gp}/captions.json"
+    if v.get("prior", "lineart") != "none":
+        inputs["priors"] = f"{gp}/priors/{v['prior']}"
+    return inputs
+
+
+def synthetic_set_inputs(wildcards):
+    g = generate_inputs(wildcards)
+    return {
+        "dataset": g["dataset"],
+        "plan": g["plan"],
+        "made_from": [g[k] for k in ("captions", "priors") if k in g] + g["models"],
+    }
+
+
+def generate_args(wildcards, input):
+    v = VARIANTS[wildcards.variant]
+    args = [
+        f"--variant-json {jarg(v)}",
+        f"--generator-json {jarg(generator_cfg(v['generator']))}",
+        f"--class-prompts-json {jarg(GEN.get('class_prompts', {}))}",
+        f"--shard-size {GEN.get('shard_size', 64)}",
+        f"--device {GEN.get('device', 'auto')}",
+    ]
+    if "captions" in input.keys():
+        args.append(f"--captions {input.captions}")
+    if "priors" in input.keys():
+        args.append(f"--priors {input.priors}")
+    if v.get("candidates", 1) > 1:
+        args.append(f"--clip-model {shlex.quote(GEN['clip_model'])}")
+    return " ".join(args)
+
+
+def num_shards(plan_json):
+    with open(plan_json) as f:
+        n = len(json.load(f)["entries"])
+    return max(1, -(-n // int(GEN.get("shard_size", 64))))
+
+
+def shard_dirs(wildcards):
+    """The generation shards of a synthetic set; their number is known once the plan is."""
+    plan = checkpoints.plan.get(
+        dataset=wildcards.dataset,
+        split=wildcards.split,
+        plan=variant_plan(wildcards.variant),
+    ).output[0]
+    d = gen_dir(wildcards.dataset, wildcards.split, wildcards.variant, wildcards.seed)
+    return [f"{d}/shards/{k}" for k in range(num_shards(plan))]
+
+
+def ablation_runs(table):
+    """(dataset, split, model, trainset, loss, seed) of every run an ablation table needs."""
+    a = config["ablations"]
+    ds = split_dataset(a["split"])
+    if table == "table7":
+        t7 = a["table7"]
+        rows = [
+            f"gen-{table7_variant(t7['base'], w1, w2)}"
+            for w2 in t7["w2"]
+            for w1 in t7["w1"]
+        ]
+    else:
+        rows = a[table]
+    return [
+        (ds, a["split"], a["model"], ts, a["loss"], s) for ts in rows for s in SEEDS
+    ]
+
+
+def ablation_inputs(wildcards):
+    runs = ablation_runs(wildcards.table)
+    inputs = {
+        "metrics": [os.path.join(run_dir("eval", *r), "metrics.json") for r in runs]
+    }
+    gens = sorted(
+        {(r[0], r[1], r[3][4:], r[5]) for r in runs if r[3].startswith("gen-")}
+    )
+    if wildcards.table == "table4":
+        a = config["ablations"]
+        ds = split_dataset(a["split"])
+        plans = {variant_plan(v) for _, _, v, _ in gens} | {"balance-auto"}
+        inputs["plans"] = [
+            f"{gen_prefix(ds, a['split'])}/plans/{p}.json" for p in sorted(plans)
+        ]
+        inputs["quality"] = [f"{gen_dir(*g)}/quality.json" for g in gens]
+    return inputs
+
+
+def synthetic_sets():
+    """Every (dataset, split, variant, seed) a Table 1 or ablation run trains on."""
+    runs = table1_runs() + [
+        r
+        for t in ("table3", "table4", "table5", "table6", "table7")
+        if t in config.get("ablations", {})
+        for r in ablation_runs(t)
+    ]
+    return sorted(
+        {(r[0], r[1], r[3][4:], r[5]) for r in runs if r[3].startswith("gen-")}
+    )
+
+
+def table1_synthetic_sets():
+    return sorted(
+        {(r[0], r[1], r[3][4:], r[5]) for r in table1_runs() if r[3].startswith("gen-")}
+    )
+
+
+def synthetic_sets_tables():
+    """The quality table of Table 1's synthetic sets, when D_final is generative."""
+    if not table1_synthetic_sets():
+        return []
+    return [f"{OUT}/tables/synthetic_sets.csv", f"{OUT}/tables/synthetic_sets.md"]

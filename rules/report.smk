@@ -37,3 +37,56 @@ rule seed_metrics:
         script=script("table1.py"),
     shell:
         "python {params.script} --metrics {input} --out-runs {output} 2> {log}"
+
+
+rule ablation_table:
+    """Tables 3-7 of the paper (ablations on one split and model, mean and std over seeds)."""
+    input:
+        unpack(ablation_inputs),
+    output:
+        csv=report(
+            f"{OUT}/tables/{{table}}.csv",
+            caption="../docs/captions/ablation.rst",
+            category="Tables",
+        ),
+        md=f"{OUT}/tables/{{table}}.md",
+    log:
+        f"{OUT}/logs/ablation_table/{{table}}.log",
+    wildcard_constraints:
+        table="table[3-7]",
+    conda:
+        "../envs/report.yaml"
+    params:
+        script=script("ablation_table.py"),
+        rows=lambda w: jarg([r[3] for r in ablation_runs(w.table) if r[5] == SEEDS[0]]),
+        extra=lambda w, input: (
+            f"--plans {' '.join(input.plans)} --quality {' '.join(input.quality)}"
+            if w.table == "table4"
+            else ""
+        ),
+    shell:
+        "python {params.script} --table {wildcards.table} --rows {params.rows}"
+        " --metrics {input.metrics} {params.extra}"
+        " --out-csv {output.csv} --out-md {output.md} 2> {log}"
+
+
+rule synthetic_sets_table:
+    """Size, regenerations, entropy/CIR, CLIP score and FID of every synthetic set of Table 1."""
+    input:
+        quality=[f"{gen_dir(*g)}/quality.json" for g in table1_synthetic_sets()],
+    output:
+        csv=report(
+            f"{OUT}/tables/synthetic_sets.csv",
+            caption="../docs/captions/synthetic_sets.rst",
+            category="Tables",
+        ),
+        md=f"{OUT}/tables/synthetic_sets.md",
+    log:
+        f"{OUT}/logs/synthetic_sets_table.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        script=script("ablation_table.py"),
+    shell:
+        "python {params.script} --table synthetic_sets --quality {input.quality}"
+        " --out-csv {output.csv} --out-md {output.md} 2> {log}"

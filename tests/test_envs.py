@@ -17,7 +17,11 @@ DIST = {
     "tqdm": "tqdm", "torch": "torch", "torchvision": "torchvision", "pandas": "pandas",
     "segmentation_models_pytorch": "segmentation-models-pytorch", "timm": "timm",
     "lightning": "lightning", "torchmetrics": "torchmetrics", "yaml": "pyyaml",
-    "jsonschema": "jsonschema", "tabulate": "tabulate",
+    "jsonschema": "jsonschema", "tabulate": "tabulate", "diffusers": "diffusers",
+    "transformers": "transformers", "controlnet_aux": "controlnet-aux",
+    "torch_fidelity": "torch-fidelity", "huggingface_hub": "huggingface-hub",
+    "tokenizers": "tokenizers", "safetensors": "safetensors", "accelerate": "accelerate",
+    "einops": "einops",
 }  # fmt: skip
 
 
@@ -25,8 +29,8 @@ def rules_with_envs():
     """{rule: (env file, script name)} parsed from rules/*.smk."""
     out = {}
     for smk in sorted((ROOT / "rules").glob("*.smk")):
-        for block in re.split(r"\n(?=rule )", smk.read_text()):
-            m = re.match(r"rule (\w+):", block.strip())
+        for block in re.split(r"\n(?=(?:rule|checkpoint) )", smk.read_text()):
+            m = re.match(r"(?:rule|checkpoint) (\w+):", block.strip())
             if not m:
                 continue
             env = re.search(r'conda:\s*\n\s*"\.\./(envs/[\w.]+)"', block)

@@ -53,17 +53,38 @@ def test_paper_config_plans_full_table1(tmp_path):
     counts = job_counts(p.stdout)
     assert counts["train"] == PAPER_MODELS * PAPER_SPLITS * TRAINSETS * SEEDS == 72
     assert counts["evaluate"] == 72
-    assert counts["paste"] == PAPER_SPLITS * SEEDS
-    assert counts["pool"] == PAPER_SPLITS
+    # D_final = D_gen + D_origin: a synthetic set per split and seed, from per-split captions,
+    # line-art priors and an Algorithm 1 plan (the generate shards appear once plans exist)
+    assert counts["synthetic_set"] == counts["gen_quality"] == PAPER_SPLITS * SEEDS
+    assert counts["captions"] == counts["priors"] == counts["plan"] == PAPER_SPLITS
+    assert "paste" not in counts and "pool" not in counts
     assert counts["download_dataset"] == 2 and counts["download_list"] == 6
-    assert counts["table1"] == 1
+    assert counts["table1"] == 1 and counts["synthetic_sets_table"] == 1
+
+
+def test_ablation_tables_3_to_7_are_in_the_dag(tmp_path):
+    """Tables 3-7: DeepLabV3+ R50 on VOC7, one training per row and seed (Table 7: 5 x 4 grid)."""
+    rows = {"table3": 7, "table4": 5, "table5": 3, "table6": 5, "table7": 20}
+    for table, n in rows.items():
+        p = run_snakemake(f"results/tables/{table}.csv", "-n", cwd=tmp_path)
+        counts = job_counts(p.stdout)
+        assert counts["ablation_table"] == 1
+        assert counts["train"] == n * SEEDS, (table, counts)
+        assert counts["synthetic_set"] == (n - (table in ("table3", "table4"))) * SEEDS, (table, counts)
+    p = run_snakemake("results/tables/table7.csv", "-n", cwd=tmp_path)
+    assert "gen/default_w1-0.6_w2-0.7/seed0/set" in p.stdout
+    # the plans Table 4 compares: n_balance 27/41/55/69 and auto (for D_origin's statistics)
+    p = run_snakemake("results/tables/table4.csv", "-n", cwd=tmp_path)
+    plans = set(re.findall(r"gen/plans/(balance-\w+)\.json", p.stdout))
+    assert plans == {"balance-auto", "balance-27", "balance-41", "balance-55", "balance-69"}
 
 
 def test_every_seed_dependent_path_has_the_seed(tmp_path):
     p = run_snakemake("-n", cwd=tmp_path)
     for rule, out in planned_jobs(p.stdout):
         has_seed = re.search(r"/seed\d+(/|\.|$)", out) is not None
-        assert has_seed == (rule in {"paste", "train", "evaluate", "seed_metrics"}), (rule, out)
+        seeded = {"paste", "generate", "synthetic_set", "gen_quality", "train", "evaluate", "seed_metrics"}
+        assert has_seed == (rule in seeded), (rule, out)
 
 
 def write_config(tmp_path, **updates) -> Path:
@@ -134,11 +155,46 @@ def test_demo_run_builds_table1(demo_run):
     assert (out / "tables" / "table1.md").read_text().startswith("# Table 1")
     # every seed-dependent artifact carries its seed; logs exist for every job
     for seed in (0, 1):
-        m = json.loads((out / f"shapes/full/eval/pspnet_r18/paste-random/ce/seed{seed}/metrics.json").read_text())
+        m = json.loads((out / f"shapes/full/eval/pspnet_r18/gen-default/ce/seed{seed}/metrics.json").read_text())
         assert m["run"]["seed"] == seed and len(m["iou"]) == 7
-        paste = out / f"shapes/full/paste/random/seed{seed}"
-        assert (paste / "manifest.jsonl").stat().st_size > 0
     assert list((out / "logs" / "train").rglob("*.log"))
+
+
+@pytest.mark.workflow
+def test_demo_generative_branch(demo_run):
+    """Captions, priors, Algorithm 1, tiny SDXL + T2I-Adapter shards, the synthetic set and its
+    quality: every image paired with its source label, reproducible per seed."""
+    tmp, _ = demo_run
+    out = tmp / "results" / "demo" / "shapes" / "full" / "gen"
+    captions = json.loads((out / "captions.json").read_text())
+    ids = (tmp / "results/demo/shapes/full/splits/train.txt").read_text().split()
+    assert sorted(captions) == sorted(ids)
+    plan = json.loads((out / "plans" / "balance-auto.json").read_text())
+    assert abs(plan["num_generated"] - plan["num_origin"]) <= plan["num_origin"] // 2
+    assert sorted(p.name for p in (out / "priors" / "lineart" / "image").iterdir()) == sorted(f"{i}.png" for i in ids)
+    sets = {}
+    for seed in (0, 1):
+        d = out / "default" / f"seed{seed}" / "set"
+        listed = (d / "sets" / "all.txt").read_text().split()
+        assert listed == [f"{e['source']}_g{e['copy']}" for e in plan["entries"]]
+        manifest = [json.loads(line) for line in (d / "manifest.jsonl").read_text().splitlines()]
+        assert [m["output_id"] for m in manifest] == listed
+        m0 = manifest[0]
+        names = m0["prompt"].split("; ")[-1].split(", ")
+        assert m0["prompt"].startswith(captions[m0["source_id"]].strip()[:3]) and names  # appended
+        from PIL import Image
+
+        for oid in listed[:3]:
+            src = (tmp / "results/demo/shapes/dataset/labels" / f"{oid.rsplit('_g', 1)[0]}.png").read_bytes()
+            assert (d / "labels" / f"{oid}.png").read_bytes() == src
+            im, lab = Image.open(d / "images" / f"{oid}.png"), Image.open(d / "labels" / f"{oid}.png")
+            assert im.size == lab.size and im.mode == "RGB"
+        sets[seed] = (d / "images" / f"{listed[0]}.png").read_bytes()
+        q = json.loads((out / "default" / f"seed{seed}" / "quality.json").read_text())
+        assert q["images"] == len(listed) and 0 <= q["clip_score_mean"] <= 100 and q["fid"] >= 0
+    assert sets[0] != sets[1]  # the seed is in the generation seeds
+    rows = list(csv.DictReader(open(tmp / "results/demo/tables/synthetic_sets.csv")))
+    assert [(r["variant"], r["seed"]) for r in rows] == [("default", "0"), ("default", "1")]
 
 
 @pytest.mark.workflow
@@ -148,12 +204,13 @@ def test_rerun_one_seed_plans_exactly_that_seed(demo_run):
     run_snakemake(target, "--cores", "1", "--configfile", str(cfg), cwd=tmp)
     p = run_snakemake(
         target, "-n", "--configfile", str(cfg),
-        "--forcerun", "paste", "train", "evaluate", "seed_metrics", cwd=tmp,
+        "--forcerun", "paste", "generate", "synthetic_set", "train", "evaluate", "seed_metrics",
+        cwd=tmp,
     )  # fmt: skip
     jobs = planned_jobs(p.stdout)
     rules = sorted(r for r, _ in jobs)
-    # one paste set (the D_final of seed 1), 2 trainings and 2 evaluations (origin, D_final)
-    assert rules == ["evaluate", "evaluate", "paste", "seed_metrics", "train", "train"], jobs
+    # one synthetic set (the D_final of seed 1, one shard), 2 trainings and 2 evaluations
+    assert rules == ["evaluate", "evaluate", "generate", "seed_metrics", "synthetic_set", "train", "train"], jobs
     assert all("seed1" in out for _, out in jobs), jobs
 
 
@@ -162,13 +219,18 @@ def test_prefetch_plans_every_download_on_the_submit_host(tmp_path):
     `snakemake -n` on the paper config shows what is still missing."""
     p = run_snakemake("prefetch", "-n", cwd=tmp_path)
     counts = job_counts(p.stdout)
-    assert counts == {"download_dataset": 2, "download_list": 6, "prefetch_weights": 2, "prefetch": 1, "total": 11}
+    # 10 hub repos: BLIP-2, annotators, CLIP, SDXL base, VAE, 3 adapters, ControlNet, inpainting
+    assert counts == {"download_dataset": 2, "download_list": 6, "prefetch_weights": 2, "prefetch_hub": 10,
+                      "prefetch_inception": 1, "prefetch": 1, "total": 22}  # fmt: skip
+    assert "hub/TencentARC--t2i-adapter-lineart-sdxl-1.0.ready" in p.stdout
     block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (ROOT / "Snakefile").read_text(), re.M)
     local = {name.strip(" ,") for name in block.group(1).split()}
-    assert {"download_dataset", "download_list", "prefetch_weights", "prefetch"} <= local
+    assert {"download_dataset", "download_list", "prefetch_weights", "prefetch_hub", "prefetch_inception",
+            "prefetch"} <= local  # fmt: skip
     p = run_snakemake("-n", "-p", cwd=tmp_path)
-    train_cmds = [line for line in p.stdout.splitlines() if "scripts/train.py" in line]
-    assert train_cmds and all("HF_HUB_OFFLINE=1" in c and "HF_HOME=resources/huggingface" in c for c in train_cmds)
+    for script in ("train", "captions", "priors", "gen_quality"):
+        cmds = [line for line in p.stdout.splitlines() if f"scripts/{script}.py" in line]
+        assert cmds and all("HF_HUB_OFFLINE=1" in c and "HF_HOME=resources/huggingface" in c for c in cmds), script
 
 
 def test_dag_and_rulegraph_render(tmp_path):

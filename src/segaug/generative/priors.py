@@ -73,7 +73,7 @@ class PriorDetector:
         self.canny = (int(canny_low), int(canny_high))
         self.net = None
         if kind in ("lineart", "sketch"):
-            from segaug.train.models import resolve_device
+            from segaug.device import resolve_device
 
             filename = "sk_model.pth" if kind == "lineart" else "table5_pidinet.pth"
             ref = hub.resolve(model, f"{kind} annotator", filename=filename)

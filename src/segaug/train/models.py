@@ -20,6 +20,7 @@ import inspect
 
 import torch
 
+from segaug.device import resolve_device  # noqa: F401  (re-exported)
 from segaug.errors import SegaugError
 
 MODEL_KEYS = ("arch", "encoder", "encoder_weights")
@@ -100,22 +101,6 @@ def pad_multiple(model: torch.nn.Module) -> int:
     if getattr(model, "requires_divisible_input_shape", True) is False:
         return 1
     return output_stride(model)
-
-
-def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without a GPU is an error."""
-    device = (device or "auto").lower()
-    if device == "gpu":
-        device = "cuda"
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SegaugError(
-            "device 'cuda' requested but no CUDA GPU is visible; use --device cpu or auto"
-        )
-    if device not in ("cpu", "cuda"):
-        raise SegaugError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return device
 
 
 def _logits(out):
