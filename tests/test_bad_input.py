@@ -33,6 +33,7 @@ def config_for(tmp_path, data_root):
     cfg["pool"]["classes"] = ["car"]
     cfg["pool"]["min_area"] = 4
     cfg["table1"]["splits"] = ["s"]
+    cfg["ablations"]["split"] = "s"
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -86,3 +87,64 @@ def test_empty_split_is_a_clear_error(tmp_path):
     log = (tmp_path / "results/demo/logs/make_split/mine/s.log").read_text()
     assert "train.txt: split list is empty" in log
     assert not (tmp_path / target).exists()
+
+
+def test_model_missing_from_the_offline_cache_is_one_clear_line(tmp_path):
+    """A hub id whose prefetch marker exists but whose files are not in hf_home (e.g. another
+    HF_HOME on the nodes): the captions job fails with the id and how to download it."""
+    data = tmp_path / "data"
+    make_dataset(data)
+    cfg = yaml.safe_load(config_for(tmp_path, data).read_text())
+    cfg["hf_home"] = str(tmp_path / "hf")
+    cfg["generative"]["captioner"]["model"] = "Salesforce/blip2-opt-2.7b"
+    marker = tmp_path / "hf/.segaug/hub/Salesforce--blip2-opt-2.7b.ready"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}\n")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    target = "results/demo/mine/s/gen/captions.json"
+    p = run_snakemake(target, "--cores", "1", "--configfile", str(path), cwd=tmp_path, check=False)
+    assert p.returncode != 0
+    log = (tmp_path / "results/demo/logs/captions/mine/s.log").read_text()
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, log
+    assert "'Salesforce/blip2-opt-2.7b' is not in the Hugging Face cache" in errors[0]
+    assert "snakemake prefetch" in errors[0] and "Traceback" not in log
+    assert not (tmp_path / target).exists()
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c["table1"].update(d_final="gen-nope"), "key 'table1.d_final': no variant 'nope'"),
+        (lambda c: c["generative"]["variants"]["default"].update(generator="dalle"),
+         "key 'generative.variants.default.generator': unknown generator 'dalle'"),
+        (lambda c: c["generative"]["variants"]["default"].update(prior="none"),
+         "key 'generative.variants.default.prior': use prior 'none' with an sdxl_inpaint generator"),
+        (lambda c: c["generative"]["variants"]["default"].update(n_balance=0), "key 'generative.variants.default.n_balance'"),
+        (lambda c: c["generative"].update(stepz=3), "unknown key 'generative.stepz'"),
+        (lambda c: c["ablations"].update(model="unet"), "key 'ablations.model': unknown model 'unet'"),
+    ],
+)  # fmt: skip
+def test_bad_generative_config_is_one_clear_error(tmp_path, edit, message):
+    cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    edit(cfg)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    p = run_snakemake("-n", "--configfile", str(path), cwd=tmp_path, check=False)
+    assert p.returncode != 0
+    assert message in p.stdout + p.stderr, (p.stdout + p.stderr)[-2000:]
+
+
+def test_unknown_class_to_exclude_from_balancing(tmp_path):
+    data = tmp_path / "data"
+    make_dataset(data)
+    cfg = yaml.safe_load(config_for(tmp_path, data).read_text())
+    cfg["generative"]["balance_exclude"] = ["background"]  # this dataset has no background
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    target = "results/demo/mine/s/gen/plans/balance-auto.json"
+    p = run_snakemake(target, "--cores", "1", "--configfile", str(path), cwd=tmp_path, check=False)
+    assert p.returncode != 0
+    log = (tmp_path / "results/demo/logs/plan/mine/s/balance-auto.log").read_text()
+    assert "unknown class 'background'" in log and "generative.balance_exclude" in log
