@@ -8,8 +8,9 @@ How one batch of jobs becomes images (:meth:`Generator.generate`):
 
 1. **Generation size.** Each job is generated at ``resolution`` on its long side, keeping the
    source's aspect ratio, both sides rounded to a multiple of ``multiple_of`` (64 for the real
-   SDXL at 1024 px; SDXL + T2I-Adapter-XL needs at least 32). Jobs are grouped by that size
-   and each group is cut into batches of ``batch_size``.
+   SDXL at 1024 px; the VAE needs a multiple of 8, the T2I-Adapter-XL a multiple of 16, its
+   pixel-unshuffle factor). Jobs are grouped by that size and each group is cut into batches
+   of ``batch_size``.
 2. **Conditions.** The prior (adapter, ControlNet) is resized to the generation size and
    replicated to 3 channels (white edges on black, what both were trained on); the image and
    mask (inpainting) are resized likewise (mask: nearest neighbour, white = repaint).
@@ -40,7 +41,8 @@ Config keys (:data:`DEFAULTS`; the paper's settings unless said otherwise):
 ``steps``               denoising steps (30)
 ``guidance_scale``      classifier-free guidance scale (7.5)
 ``resolution``          long side of the generation size (1024)
-``multiple_of``         both sides are rounded to this multiple (64; a multiple of 8)
+``multiple_of``         both sides are rounded to this multiple (64; a multiple of 8, and of the
+                        adapter's ``downscale_factor``, 16, for ``sdxl_adapter``)
 ``dtype``               ``float16`` | ``bfloat16`` | ``float32`` on CUDA; always float32 on CPU
 ``conditioning_scale``  adapter_conditioning_scale / controlnet_conditioning_scale (1.0)
 ``adapter_conditioning_factor``  fraction of the steps that get the prior (1.0); for
@@ -348,6 +350,7 @@ class Generator:
         self.pipeline = self.cfg["pipeline"]
         log.info("loading %s from %s on %s (%s)", self.pipeline, self.cfg["base"], self.device, dtype)
         self.pipe = load_pipeline(self.cfg, self.device, self.torch_dtype)
+        self._check_multiple()
 
     # -- public
 
@@ -363,6 +366,15 @@ class Generator:
         return results  # type: ignore[return-value]
 
     # -- steps
+
+    def _check_multiple(self) -> None:
+        """The adapter pixel-unshuffles its input: sides must be multiples of its factor."""
+        factor = getattr(getattr(self.pipe, "adapter", None), "downscale_factor", 1)
+        if self.cfg["multiple_of"] % factor:
+            raise SegaugError(
+                f"generator config: multiple_of {self.cfg['multiple_of']} is not a multiple of the adapter's "
+                f"downscale_factor {factor} ({self.cfg['adapter']}); use multiple_of: {factor} or a multiple of it"
+            )
 
     def _check_job(self, index: int, job: GenJob) -> None:
         """Shapes and dtypes of one job; the condition its pipeline needs must be present."""

@@ -13,8 +13,11 @@ label (``labels/``), the blended prior it was conditioned on (``priors/``), ``cl
 rejected outputs, CLIP candidates) and ``summary.json``.
 
 Seeds: the image of plan entry (source, copy) under run seed ``s`` is generated with
-``derive_seed(s, source, copy)`` (candidate ``j`` > 0: source id suffixed ``#j``), so it does not
-depend on the shard size, the batch or the order of the plan.
+``derive_seed(s, source, copy)`` (candidate ``j`` > 0: source id suffixed ``#j``). Entries are
+generated one at a time (one pipeline call per entry, batching only its ``candidates``): batched
+float arithmetic differs by ~1 grey level from unbatched, so batching across entries would make
+an image depend on which shard it falls in. This way an image's bytes depend only on the seed,
+the entry and the models, never on the shard size or the plan order (``tests/test_synth.py``).
 """
 
 from __future__ import annotations

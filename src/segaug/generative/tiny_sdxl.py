@@ -23,18 +23,21 @@ The tiny models keep SDXL's *structure* so the real code paths run unchanged:
 - T2I-Adapter-XL with four feature levels and pixel-unshuffle 16, as the real one;
 - ControlNet with a 4-level conditioning embedding (downscale 8, matching the latents).
 
-Image sides must therefore be multiples of 32 (VAE 8 x two UNet downsamplings; also the
-adapter's total downscale 16 x 2), the same constraint as the real SDXL + adapter at 1024 px.
+Image sides must be multiples of 8 (the VAE), and of 16 with the adapter (its
+pixel-unshuffle), the same constraints as the real models; the UNet copes with latent sides
+that its two downsamplings do not divide (e.g. 48x64 px -> 6x8 latents).
 
 Weights are random but deterministic: each component is initialised under its own seed
 (``seed + k``) inside ``torch.random.fork_rng``, so the global RNG is left untouched. The
 ControlNet's zero-initialised convolutions (which make an untrained ControlNet a no-op) are
-refilled with small random values so the prior visibly changes the output.
+refilled with random values (std 0.3), and its conditioning embedding gets He-normal weights, so
+the prior visibly changes the output (as the adapter's does).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -179,9 +182,15 @@ def make_controlnet():
         cfg.pop(key)
     net = ControlNetModel(**cfg, conditioning_embedding_out_channels=(8, 8, 16, 16))
     with torch.no_grad():
-        for p in net.parameters():
+        # He-normal conditioning embedding: with PyTorch's default init its 8 convolutions
+        # shrink the sparse edge signal ~300x, and the prior would barely change the output
+        for m in net.controlnet_cond_embedding.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.normal_(0.0, math.sqrt(2.0 / m.weight[0].numel()))
+                m.bias.zero_()
+        for p in net.parameters():  # the remaining zero convolutions (controlnet_down/mid blocks)
             if p.ndim > 1 and not p.any():
-                p.normal_(0.0, 0.05)
+                p.normal_(0.0, 0.3)
     return net
 
 
