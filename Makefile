@@ -31,6 +31,8 @@ bench: setup
 	$(PY) benchmarks/bench_paste.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_dryrun.py
+	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_sdxl_gpu.py --dry-run
 
 lint: setup
 	$(VENV)/bin/snakemake --lint
