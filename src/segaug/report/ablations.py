@@ -2,7 +2,8 @@
 
 Every ablation row is a training set (``origin`` or ``gen-<variant>``) of one model on one
 split; its mIoU is the mean and sample std over seeds. Paper values are keyed by the variant
-names of ``config/config.yaml`` and shown beside ours (blank for rows of other names).
+names of ``config/config.yaml`` and shown beside ours when the split is VOC7, the paper's (blank
+for other splits and for rows of other names).
 The Table 3 mapping of rows to the paper's component check marks is our reading of the paper
 (the check marks do not survive in its text): none 42.15, (1) 47.60, (2) 47.25, (1)+(2) 48.98,
 (1)+(2)+(3) 50.27, all four 52.23.
@@ -49,6 +50,13 @@ TITLES = {
 }
 
 
+PAPER_SPLIT = "voc7"  # the paper's ablations are on VOC7; other splits get no paper column values
+
+
+def _paper(table: str, runs: Sequence[Mapping]) -> dict:
+    return PAPER.get(table, {}) if {r.get("split") for r in runs} == {PAPER_SPLIT} else {}
+
+
 def _by_trainset(runs: Sequence[Mapping]) -> dict[str, list[Mapping]]:
     out: dict[str, list[Mapping]] = {}
     for r in runs:
@@ -68,7 +76,7 @@ def _miou(groups, trainset):
 def ablation_rows(table: str, rows: Sequence[str], runs: Sequence[Mapping]) -> list[dict]:
     """Tables 3, 5, 6: one row per training set, in config order."""
     groups = _by_trainset(runs)
-    paper = PAPER.get(table, {})
+    paper = _paper(table, runs)
     out = []
     for ts in rows:
         mean, std, seeds = _miou(groups, ts)
@@ -98,7 +106,7 @@ def table4_rows(rows, runs, plans: Mapping[str, Mapping], quality: Sequence[Mapp
             q = [x for x in quality if x.get("variant") == v]
             clip = round(sum(x["clip_score_mean"] for x in q) / len(q), 2) if q else ""
             fid = round(sum(x["fid"] for x in q) / len(q), 2) if q else ""
-        paper = PAPER["table4"].get(ts)
+        paper = _paper("table4", runs).get(ts)
         out.append({
             "trainset": ts, "n_balance": "" if ts == "origin" else p["n_balance"], "R/S": rs,
             "entropy": ent, "cir": cir, "clip_score": clip, "fid": fid, "seeds": seeds,
@@ -113,6 +121,7 @@ def table7_rows(runs: Sequence[Mapping]) -> list[dict]:
     """Table 7 as the paper prints it: one row per w2, one column per w1 (mean ± std)."""
     cells: dict[tuple[float, float], str] = {}
     groups = _by_trainset(runs)
+    paper_grid = PAPER_TABLE7 if _paper("table3", runs) else {}
     for ts in groups:
         m = re.search(r"_w1-([0-9.]+)_w2-([0-9.]+)$", ts)
         if not m:
@@ -127,7 +136,7 @@ def table7_rows(runs: Sequence[Mapping]) -> list[dict]:
     for w2 in w2s:
         row = {"w2 \\ w1": w2}
         for w1 in w1s:
-            paper = PAPER_TABLE7.get((w1, w2))
+            paper = paper_grid.get((w1, w2))
             row[f"w1={w1}"] = cells.get((w1, w2), "") + (f" (paper {paper})" if paper else "")
         out.append(row)
     return out
