@@ -1,0 +1,518 @@
+"""VLM placement library: prompt, strict parser, cache, providers, client, tiny local Qwen.
+
+The HTTP provider is tested against a real server on loopback (``ThreadingHTTPServer`` on
+127.0.0.1, port chosen by the OS) that speaks the OpenAI chat-completions format; each test
+sets how it answers (``server.reply = ...``). Backoff waits go through an injected ``sleep``
+that records the delays instead of waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segaug.errors import SegaugError
+from segaug.vlm import (
+    LocalQwenProvider,
+    OpenAICompatibleProvider,
+    RequestBudget,
+    ResponseCache,
+    VLMPlacementClient,
+    build_messages,
+    image_digest,
+    parse_points,
+    prompt_text,
+)
+from segaug.vlm.cache import cache_key
+from segaug.vlm.providers import VLMError, message_content
+
+W, H = 64, 48
+LEGEND = {"road": (128, 64, 128), "building": (70, 70, 70), "car": (0, 0, 142)}
+SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"
+KEY_ENV = "SEGAUG_TEST_VLM_KEY"
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+def scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random photo and a mask: building on top, road on the bottom half."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask = np.empty((H, W, 3), np.uint8)
+    mask[: H // 2] = LEGEND["building"]
+    mask[H // 2 :] = LEGEND["road"]
+    return image, mask
+
+
+def points_json(*pts) -> str:
+    return json.dumps({"points": [{"x": x, "y": y} for x, y in pts]})
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+def chat(content: str) -> Reply:
+    """A 200 chat-completions answer whose message content is ``content``."""
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+    }
+    return Reply(body=json.dumps(body).encode())
+
+
+def status(code: int, body: str = '{"error": {"message": "nope"}}', **headers) -> Reply:
+    return Reply(status=code, body=body.encode(), headers={k.replace("_", "-"): str(v) for k, v in headers.items()})
+
+
+class FakeOpenAI:
+    """State of the loopback server: what it received, and ``reply(n, request) -> Reply``."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.reply: Callable[[int, dict], Reply] = lambda n, req: chat(points_json((10, 30)))
+        self.url = ""
+
+    @property
+    def count(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+
+def make_handler(state: FakeOpenAI):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            req = {"path": self.path, "auth": self.headers.get("Authorization"), "body": json.loads(raw)}
+            with state.lock:
+                state.requests.append(req)
+                n = len(state.requests)
+            reply = state.reply(n, req)
+            if reply.delay_s:
+                time.sleep(reply.delay_s)
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply.body)))
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout test)
+
+    return Handler
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    state = FakeOpenAI()
+    httpd = QuietServer(("127.0.0.1", 0), make_handler(state))
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def provider(server: FakeOpenAI, sleeps: list | None = None, **kw) -> OpenAICompatibleProvider:
+    kw.setdefault("api_key_env", None)
+    kw.setdefault("timeout_s", 5)
+    if sleeps is not None:
+        kw["sleep"] = sleeps.append
+    return OpenAICompatibleProvider(server.url, "test-vlm", **kw)
+
+
+def propose(client: VLMPlacementClient, seed: int = 0, class_name: str = "car"):
+    image, mask = scene(seed)
+    return client.propose(image, mask, LEGEND, class_name, (12, 8), surfaces=["road"])
+
+
+# ------------------------------------------------------------------------------ the prompt
+
+
+def decode_png(url: str) -> np.ndarray:
+    head, payload = url.split(",", 1)
+    assert head == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))).convert("RGB"))
+
+
+def test_build_messages_holds_images_legend_object_and_schema():
+    image, mask = scene()
+    msgs = build_messages(image, mask, LEGEND, "car", (12, 8), n_points=3, surfaces=["road"])
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    system = msgs[0]["content"]
+    assert '{"points": [{"x": <int>, "y": <int>}, ...]}' in system
+    assert "CENTRE" in system and "top-left" in system
+    parts = msgs[1]["content"]
+    assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
+    np.testing.assert_array_equal(decode_png(parts[0]["image_url"]["url"]), image)  # photo first
+    np.testing.assert_array_equal(decode_png(parts[1]["image_url"]["url"]), mask)  # lossless mask
+    text = parts[2]["text"]
+    for needle in ("rgb(128, 64, 128) = road", "rgb(0, 0, 142) = car", "one car, 12 x 8 pixels",
+                   f"{W} x {H} pixels", "stand on: road", "up to 3 candidate"):  # fmt: skip
+        assert needle in text, needle
+    pt = prompt_text(msgs)
+    assert "data:image" not in pt and pt.count("[image_url]") == 2 and "stand on: road" in pt
+    stub = build_messages(image, mask, LEGEND, "car", (12, 8), n_points=3, surfaces=["road"], image_url=lambda a: "")
+    assert prompt_text(stub) == pt  # the client keys its cache without encoding the PNGs
+
+
+def test_build_messages_rejects_bad_inputs():
+    image, mask = scene()
+    with pytest.raises(SegaugError, match="mask_rgb is 32x48 but the image is 64x48"):
+        build_messages(image, mask[:, :32], LEGEND, "car", (12, 8))
+    with pytest.raises(SegaugError, match=r"surfaces \['water'\] are not classes of the legend"):
+        build_messages(image, mask, LEGEND, "car", (12, 8), surfaces=["water"])
+    with pytest.raises(SegaugError, match="uint8 HxWx3"):
+        build_messages(image.astype(np.float32), mask, LEGEND, "car", (12, 8))
+    with pytest.raises(SegaugError, match="size"):
+        build_messages(image, mask, LEGEND, "car", (0, 8))
+
+
+def test_image_digest_covers_pixels_and_shape():
+    image, mask = scene()
+    d = image_digest(image, mask)
+    assert d == image_digest(image.copy(), mask.copy())
+    changed = image.copy()
+    changed[0, 0, 0] ^= 1
+    assert image_digest(changed, mask) != d
+    assert image_digest(image.reshape(W, H, 3), mask) != d  # same bytes, other shape
+    assert image_digest(mask, image) != d  # order matters
+
+
+# ------------------------------------------------------------------------------ the parser
+
+
+@pytest.mark.parametrize(
+    "text, points",
+    [
+        ('{"points": [{"x": 1, "y": 2}, {"x": 3, "y": 4}]}', [(1, 2), (3, 4)]),
+        ('  \n{"points": [{"x": 1, "y": 2}]}\n ', [(1, 2)]),
+        ('```json\n{"points": [{"x": 1, "y": 2}]}\n```', [(1, 2)]),
+        ('```\n{"points": [{"x": 1, "y": 2}]}\n```', [(1, 2)]),
+        ('{"points": [{"x": 5.0, "y": 7}]}', [(5, 7)]),  # integral floats are integers (Draft 7)
+        ('{"points": []}', []),  # nothing fits: not an error
+    ],
+)
+def test_parse_accepts(text, points):
+    r = parse_points(text, W, H, max_points=5)
+    assert r.error is None and r.points == points and r.dropped_outside == 0
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ('Here you go: {"points": [{"x": 1, "y": 2}]}', "not valid JSON"),
+        ('{"points": [{"x": 1, "y": 2}]} I hope this helps!', "not valid JSON"),
+        ('Sure!\n```json\n{"points": [{"x": 1, "y": 2}]}\n```', "not valid JSON"),
+        ('```json\n{"points": [{"x": 1, "y": 2}]}\n```\nThese are on the road.', "not valid JSON"),
+        ('{"points": [{"x": 1, "y": 2}], "reason": "road"}', "schema mismatch at top level"),
+        ('{"points": [{"x": 1, "y": 2, "score": 0.9}]}', "schema mismatch at points/0"),
+        ('{"points": [{"x": 1.5, "y": 2}]}', "schema mismatch at points/0/x"),
+        ('{"points": [{"x": "1", "y": 2}]}', "schema mismatch at points/0/x"),
+        ('{"points": [{"x": true, "y": 2}]}', "schema mismatch at points/0/x"),
+        ('{"points": [{"x": 1}]}', "schema mismatch at points/0"),
+        ('{"points": [[1, 2]]}', "schema mismatch at points/0"),
+        ('{"point": []}', "schema mismatch at top level"),
+        ('{"points": [{"x": NaN, "y": 2}]}', "not valid JSON"),
+        ('{"points": [], "points": []}', "duplicate key"),
+        ('[{"x": 1, "y": 2}]', "schema mismatch at top level"),
+        ("", "not valid JSON"),
+    ],
+)
+def test_parse_rejects(text, why):
+    r = parse_points(text, W, H, max_points=5)
+    assert r.points == [] and r.error.startswith("parse error: ") and why in r.error
+
+
+def test_parse_drops_outside_and_truncates():
+    text = points_json((-1, 5), (W, 5), (5, H), (0, 0), (W - 1, H - 1), (1, 1), (2, 2))
+    r = parse_points(text, W, H, max_points=2)
+    assert r.error is None and r.points == [(0, 0), (W - 1, H - 1)] and r.dropped_outside == 3
+
+
+def test_parse_never_raises_on_junk():
+    for junk in ("{", "```json\n```", "null", '{"points": null}', "\x00\xff", "1e999", None):
+        assert parse_points(junk, W, H, 5).error
+
+
+# ------------------------------------------------------------------------------ the cache
+
+
+def test_cache_roundtrip_layout_and_no_credentials(tmp_path, caplog):
+    cache = ResponseCache(tmp_path)
+    key = cache_key("p", "m", "prompt", "digest", {"temperature": 0.0})
+    assert cache.get(key) is None
+    meta = {"model": "m", "params": {"max_tokens": 256}, "headers": {"Authorization": "Bearer x"}, "api_key": "x"}
+    with caplog.at_level(logging.WARNING):
+        path = cache.put(key, '{"points": []}', meta)
+    assert path == tmp_path / key[:2] / f"{key}.json"
+    assert cache.get(key) == '{"points": []}' and key in cache
+    entry = json.loads(path.read_text())
+    assert entry["meta"] == {"model": "m", "params": {"max_tokens": 256}}  # headers and api_key dropped
+    assert "Bearer" not in path.read_text()
+    assert cache_key("p", "m", "prompt", "digest", {"temperature": 0.5}) != key
+
+
+def test_cache_bad_entry_is_a_miss_and_bad_key_an_error(tmp_path):
+    cache = ResponseCache(tmp_path)
+    key = "ab" * 32
+    cache.path(key).parent.mkdir(parents=True)
+    cache.path(key).write_text("{truncated")
+    assert cache.get(key) is None
+    with pytest.raises(ValueError, match="64 lowercase hex"):
+        cache.get("../../etc/passwd")
+
+
+# ------------------------------------------------------------------------------ HTTP provider
+
+
+def test_good_points_over_http(server):
+    server.reply = lambda n, req: chat(points_json((10, 30), (50.0, 40)))
+    client = VLMPlacementClient(provider(server, temperature=0.0, max_tokens=99), n_points=4)
+    prop = propose(client)
+    assert prop.error is None and prop.points == [(10, 30), (50, 40)]
+    assert prop.requests == 1 and not prop.cached and prop.dropped_outside == 0
+    (req,) = server.requests
+    assert req["path"] == "/v1/chat/completions" and req["auth"] is None  # no key configured
+    body = req["body"]
+    assert body["model"] == "test-vlm" and body["temperature"] == 0.0 and body["max_tokens"] == 99
+    parts = body["messages"][1]["content"]
+    assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
+
+
+def test_malformed_json_content_is_a_parse_error_and_is_cached(server, tmp_path):
+    server.reply = lambda n, req: chat("The car fits at (10, 30) on the road.")
+    client = VLMPlacementClient(provider(server), ResponseCache(tmp_path))
+    prop = propose(client)
+    assert prop.points == [] and prop.requests == 1 and prop.error.startswith("parse error: not valid JSON")
+    again = propose(client)  # the raw answer was cached: no second request
+    assert again.cached and again.requests == 0 and again.error == prop.error and server.count == 1
+
+
+def test_points_outside_the_image_are_dropped_and_counted(server):
+    server.reply = lambda n, req: chat(points_json((-5, 10), (W, 10), (10, H), (20, 40)))
+    prop = propose(VLMPlacementClient(provider(server)))
+    assert prop.error is None and prop.points == [(20, 40)] and prop.dropped_outside == 3
+
+
+def test_429_is_retried_with_growing_backoff(server):
+    server.reply = lambda n, req: status(429) if n <= 3 else chat(points_json((1, 2)))
+    sleeps: list[float] = []
+    prop = propose(VLMPlacementClient(provider(server, sleeps, backoff_s=0.5, max_retries=4)))
+    assert prop.error is None and prop.points == [(1, 2)] and prop.requests == 4 and server.count == 4
+    assert sleeps == [0.5, 1.0, 2.0]  # exponential, no real waiting
+
+
+def test_retry_after_is_respected_and_capped(server):
+    afters = {1: "3", 2: "120", 3: "Wed, 21 Oct 2015 07:28:00 GMT"}
+    server.reply = lambda n, req: status(429, Retry_After=afters[n]) if n in afters else chat(points_json((1, 2)))
+    sleeps: list[float] = []
+    prop = propose(VLMPlacementClient(provider(server, sleeps, backoff_s=0.25, max_backoff_s=10)))
+    assert prop.error is None and prop.requests == 4
+    assert sleeps == [3.0, 10.0, 1.0]  # server's 3 s; 120 s capped at 10; a date -> exponential
+
+
+def test_500_until_the_budget_is_spent(server):
+    server.reply = lambda n, req: status(503)
+    budget = RequestBudget(3)
+    sleeps: list[float] = []
+    client = VLMPlacementClient(provider(server, sleeps, max_retries=10, backoff_s=0.01), budget=budget)
+    prop = propose(client)
+    assert prop.points == [] and prop.error.startswith("budget exhausted")
+    assert prop.requests == 3 == server.count and budget.exhausted and budget.used == 3
+    assert len(sleeps) == 2  # no wait before the request the budget refused
+    later = propose(client, seed=1)
+    assert later.error.startswith("budget exhausted") and later.requests == 0 and server.count == 3
+
+
+def test_5xx_gives_up_after_max_retries(server):
+    server.reply = lambda n, req: status(500, '{"error": "overloaded"}')
+    budget = RequestBudget(100)
+    prop = propose(VLMPlacementClient(provider(server, [], max_retries=2), budget=budget))
+    assert prop.error.startswith("provider error: HTTP 500") and "gave up after 3 attempts" in prop.error
+    assert "overloaded" in prop.error and prop.requests == 3 == server.count == budget.used
+
+
+def test_4xx_is_not_retried(server):
+    server.reply = lambda n, req: status(400, '{"error": {"message": "model does not support images"}}')
+    sleeps: list[float] = []
+    prop = propose(VLMPlacementClient(provider(server, sleeps)))
+    assert prop.error.startswith("provider error: HTTP 400") and "does not support images" in prop.error
+    assert prop.requests == 1 == server.count and sleeps == []
+
+
+def test_slow_reply_times_out_is_retried_then_fails(server):
+    server.reply = lambda n, req: Reply(body=chat(points_json((1, 2))).body, delay_s=1.0)
+    sleeps: list[float] = []
+    t0 = time.perf_counter()
+    prop = propose(VLMPlacementClient(provider(server, sleeps, timeout_s=0.2, max_retries=1, backoff_s=0.05)))
+    assert time.perf_counter() - t0 < 0.9  # did not wait for the slow server
+    assert prop.error.startswith("provider error: no answer") and "within 0.2 s" in prop.error
+    assert prop.requests == 2 == server.count and sleeps == [0.05]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(body=b"<html>gateway</html>"), Reply(body=b'{"choices": []}'),
+     Reply(body=b'{"choices": [{"message": {"content": null}, "finish_reason": "length"}]}')],  # fmt: skip
+)
+def test_malformed_response_body_is_a_provider_error_not_cached(server, tmp_path, reply):
+    server.reply = lambda n, req: reply
+    cache = ResponseCache(tmp_path)
+    prop = propose(VLMPlacementClient(provider(server), cache))
+    assert prop.error.startswith("provider error: ") and prop.requests == 1 == server.count
+    assert not list(tmp_path.rglob("*.json"))  # nothing to cache: the next run asks again
+
+
+def test_redirects_are_not_followed(server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server.reply = lambda n, req: status(307, Location=server.url + "/elsewhere")
+    prop = propose(VLMPlacementClient(provider(server, [], api_key_env=KEY_ENV)))
+    assert prop.error.startswith("provider error: HTTP 307") and server.count == 1
+
+
+def test_message_content_accepts_text_parts():
+    parts = [{"type": "text", "text": '{"points": '}, {"type": "text", "text": "[]}"}]
+    body = {"choices": [{"message": {"content": parts}}]}
+    assert message_content(json.dumps(body).encode()) == '{"points": []}'
+    with pytest.raises(VLMError, match="the server answered an error"):
+        message_content(b'{"error": {"message": "quota"}}')
+
+
+def test_cache_prevents_a_second_request(server, tmp_path):
+    cache = ResponseCache(tmp_path / "vlm")
+    client = VLMPlacementClient(provider(server), cache, RequestBudget(10))
+    first = propose(client)
+    assert first.points == [(10, 30)] and not first.cached and first.requests == 1
+    second = propose(client)
+    assert second.cached and second.requests == 0 and second.points == first.points
+    assert server.count == 1 and client.budget.used == 1
+    files = list((tmp_path / "vlm").rglob("*.json"))
+    assert len(files) == 1 and files[0].parent.name == files[0].stem[:2]
+    entry = json.loads(files[0].read_text())
+    assert entry["meta"]["model"] == "test-vlm" and entry["meta"]["class_name"] == "car"
+    # another image, another class or other generation params are other keys
+    propose(client, seed=1)
+    propose(client, class_name="truck")
+    client2 = VLMPlacementClient(provider(server, temperature=0.7), cache)
+    propose(client2)
+    assert server.count == 4
+
+
+def test_api_key_is_sent_as_bearer_and_never_leaks(server, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    caplog.set_level(logging.DEBUG)
+    echo = lambda req: json.dumps({"error": {"message": f"got {req['auth']}"}})  # noqa: E731
+    replies = {
+        1: lambda req: chat(points_json((10, 30))),
+        2: lambda req: chat(f"my key is {req['auth']}"),  # a hostile server echoes it in the answer
+        3: lambda req: status(500, echo(req)),  # ... in a retried error body (logged as a warning)
+        4: lambda req: status(401, echo(req)),  # ... in a final error
+    }
+    server.reply = lambda n, req: replies[n](req)
+    cache = ResponseCache(tmp_path / "vlm")
+    client = VLMPlacementClient(provider(server, [], api_key_env=KEY_ENV, max_retries=3), cache)
+    props = [propose(client, seed=0), propose(client, seed=1), propose(client, seed=2)]
+    assert all(r["auth"] == f"Bearer {SECRET}" for r in server.requests) and server.count == 4
+    assert props[0].points == [(10, 30)]
+    assert props[1].error.startswith("parse error")
+    assert props[2].error.startswith("provider error: HTTP 401")
+    leaks = [repr(p) for p in props] + [f.read_text() for f in tmp_path.rglob("*") if f.is_file()]
+    leaks += [caplog.text, repr(client.provider)]
+    assert all(SECRET not in text for text in leaks)
+    assert "Bearer ***" in caplog.text  # the echoed key was redacted, not dropped silently
+
+
+def test_unset_key_variable_names_the_variable(server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)  # set while configuring: read at call time, not here
+    p = provider(server, api_key_env=KEY_ENV)
+    monkeypatch.delenv(KEY_ENV)
+    budget = RequestBudget(5)
+    with pytest.raises(SegaugError, match=f"variable {KEY_ENV} is not set") as exc:
+        propose(VLMPlacementClient(p, budget=budget))
+    assert not isinstance(exc.value, VLMError)  # a configuration error: not a fallback case
+    assert server.count == 0 and budget.used == 0
+
+
+def test_bad_base_url_is_a_user_error():
+    with pytest.raises(SegaugError, match="is not an http"):
+        OpenAICompatibleProvider("file:///etc", "m")
+
+
+def test_backoff_schedule():
+    p = OpenAICompatibleProvider("http://127.0.0.1:9/v1", "m", api_key_env=None, backoff_s=1, max_backoff_s=30)
+    assert [p.backoff(k) for k in range(1, 7)] == [1, 2, 4, 8, 16, 30]
+    assert p.backoff(1, retry_after=5) == 5 and p.backoff(3, retry_after=0) == 4 and p.backoff(1, 99) == 30
+
+
+# ------------------------------------------------------------------------------ local Qwen
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory) -> Path:
+    from segaug.vlm.tiny import build_tiny_qwen
+
+    return build_tiny_qwen(tmp_path_factory.mktemp("models") / "tiny-qwen", seed=0)
+
+
+def test_tiny_local_qwen_answers_text_that_falls_back(tiny_qwen, tmp_path):
+    qwen = LocalQwenProvider(str(tiny_qwen), device="cpu", max_new_tokens=12)
+    image, mask = scene()
+    text = qwen.complete(build_messages(image, mask, LEGEND, "car", (12, 8), surfaces=["road"]))
+    assert isinstance(text, str) and text
+    client = VLMPlacementClient(qwen, ResponseCache(tmp_path), RequestBudget(5))
+    prop = propose(client)
+    assert prop.points == [] and prop.error.startswith("parse error") and prop.requests == 1
+    again = propose(client)
+    assert again.cached and again.requests == 0 and client.budget.used == 1
+
+
+def test_tiny_qwen_build_is_deterministic(tiny_qwen, tmp_path):
+    from safetensors.numpy import load_file
+
+    from segaug.vlm.tiny import build_tiny_qwen
+
+    other = build_tiny_qwen(tmp_path / "again", seed=0)
+    a, b = load_file(tiny_qwen / "model.safetensors"), load_file(other / "model.safetensors")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_uncached_hub_model_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SegaugError, match="'segaug-test/no-such-vl-model' is not in the Hugging Face cache"):
+        LocalQwenProvider("segaug-test/no-such-vl-model", device="cpu")
