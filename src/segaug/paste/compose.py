@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-BLENDS = ("hard", "feather")
+BLENDS = ("hard", "feather", "poisson")  # poisson: OpenCV seamlessClone (segaug.paste.blend)
 
 
 def binary_mask(rgba: np.ndarray) -> np.ndarray:
@@ -71,7 +71,11 @@ def paste_object(
     sub_mask = mask[oy0:oy1, ox0:ox1]
     obj = rgba[oy0:oy1, ox0:ox1, :3]
     dst = out_img[iy0:iy1, ix0:ix1]
-    if blend == "hard":
+    if blend == "poisson":
+        from segaug.paste.blend import blend_object
+
+        out_img = blend_object(image, rgba, x, y, "poisson")[0]
+    elif blend == "hard":
         dst[sub_mask] = obj[sub_mask]
     else:
         a = feather_alpha(mask, feather_px)[oy0:oy1, ox0:ox1, None]  # of the whole object
