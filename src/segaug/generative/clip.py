@@ -88,7 +88,7 @@ class ClipScorer:
 
     def image_embeddings(self, images: list[np.ndarray]) -> torch.Tensor:
         """L2-normalised projected CLIP embeddings of uint8 HxWx3 RGB images."""
-        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        pixels = self.processor(images=images, return_tensors="pt", input_data_format="channels_last")["pixel_values"].to(self.device)
         return _unit(_pooled(self.model.get_image_features(pixel_values=pixels)))
 
     def text_embeddings(self, texts: list[str]) -> torch.Tensor:
