@@ -31,6 +31,9 @@ bench: setup
 	$(PY) benchmarks/bench_paste.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_dryrun.py
+	$(PY) benchmarks/bench_context.py
+	$(PY) benchmarks/bench_paste_modes.py
+	$(PY) benchmarks/bench_vlm.py
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_sdxl_gpu.py --dry-run
 

@@ -40,6 +40,7 @@ localrules:
     seed_metrics,
     ablation_table,
     synthetic_sets_table,
+    thesis_table,
 
 
 rule all:
@@ -48,6 +49,7 @@ rule all:
         f"{OUT}/tables/table1.csv",
         f"{OUT}/tables/table1.md",
         synthetic_sets_tables(),
+        thesis_targets(),
 
 
 rule prefetch:

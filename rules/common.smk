@@ -72,6 +72,7 @@ def validate_config(cfg):
                     )
         problems += trainset_problems(cfg, "table1.d_final", [t1["d_final"]])
         problems += generative_problems(cfg)
+        problems += context_problems(cfg)
     if problems:
         raise WorkflowError(
             f"invalid config ({', '.join(map(str, workflow.overwrite_configfiles or ['config']))}): "
@@ -118,6 +119,51 @@ def trainset_problems(cfg, key, trainsets):
                     else " (the config has no 'generative' section)"
                 )
             )
+    return problems
+
+
+def context_problems(cfg):
+    """Paste methods, surface rules, VLM and thesis sections that refer to each other."""
+    problems = []
+    ctx, methods = cfg.get("context"), set(cfg["paste"])
+    if methods & {"context", "vlm"} and not ctx:
+        problems.append(
+            "key 'paste': context and vlm paste need a 'context' section (surfaces, rules)"
+        )
+    if "vlm" in methods and not cfg.get("vlm"):
+        problems.append(
+            "key 'paste.vlm': vlm paste needs a 'vlm' section (provider, model)"
+        )
+    if ctx:
+        src = ctx["surfaces"]
+        if src["source"] != "label" and "model" not in src:
+            problems.append(
+                f"key 'context.surfaces.model': source '{src['source']}' needs a model id"
+            )
+        if src["source"] == "sam_clip" and "clip_model" not in src:
+            problems.append(
+                "key 'context.surfaces.clip_model': source 'sam_clip' needs a CLIP model id"
+            )
+        for cls, spec in ctx["rules"].items():
+            missing = [x for x in spec["surfaces"] if x not in src["names"]]
+            if missing:
+                problems.append(
+                    f"key 'context.rules.{cls}.surfaces': {missing} not in context.surfaces.names"
+                )
+    th = cfg.get("thesis")
+    if th:
+        for key, section in (("split", "splits"), ("model", "models")):
+            if th[key] not in cfg[section]:
+                problems.append(f"key 'thesis.{key}': unknown {key} '{th[key]}'")
+        for k, row in enumerate(th["rows"]):
+            if row["loss"] not in cfg["losses"]:
+                problems.append(
+                    f"key 'thesis.rows.{k}.loss': unknown loss '{row['loss']}'"
+                )
+        problems += trainset_problems(
+            cfg, "thesis.rows", [r["trainset"] for r in th["rows"]]
+        )
+        problems += trainset_problems(cfg, "thesis.examples", th.get("examples", []))
     return problems
 
 
@@ -175,11 +221,15 @@ TINY_KINDS = (
     "sdxl-adapter",
     "sdxl-controlnet",
     "sdxl-inpaint",
+    "qwen-vl",
+    "clipseg",
+    "sam",
 )
 
 
 def _alt(values):
-    return "|".join(sorted(re.escape(str(v)) for v in values))
+    # only dots need escaping in our names; Snakemake's wildcard regexes reject "\-"
+    return "|".join(sorted(str(v).replace(".", r"\.") for v in values))
 
 
 wildcard_constraints:
@@ -294,6 +344,12 @@ def prepare_args(wildcards, input):
         return "--kind demo " + " ".join(
             f"--{k.replace('_', '-')} {d[k]}" for k in keys if k in d
         )
+    if d["kind"] == "vaihingen":
+        args = f"--kind vaihingen --root {shlex.quote(d['path'])}"
+        args += (
+            f" --patch-size {d.get('patch_size', 512)} --stride {d.get('stride', 512)}"
+        )
+        return args + (" --eroded" if d.get("eroded") else "")
     raise WorkflowError(
         f"dataset '{wildcards.dataset}': kind {d['kind']} is used in place"
     )
@@ -312,7 +368,34 @@ def pool_args():
     return " ".join(args)
 
 
-def paste_args(wildcards):
+def needs_surface_maps():
+    ctx = config.get("context")
+    return bool(ctx) and ctx["surfaces"]["source"] != "label"
+
+
+def paste_inputs(wildcards):
+    check_split(wildcards)
+    inputs = {
+        "dataset": dataset_dir(wildcards.dataset),
+        "train_list": f"{OUT}/{wildcards.dataset}/{wildcards.split}/splits/train.txt",
+        "pool": f"{OUT}/{wildcards.dataset}/{wildcards.split}/pool",
+    }
+    if wildcards.method in ("context", "vlm") and needs_surface_maps():
+        inputs["surfaces"] = f"{OUT}/{wildcards.dataset}/{wildcards.split}/surfaces"
+    if wildcards.method == "vlm" and config["vlm"]["provider"] == "local":
+        inputs["models"] = model_inputs(config["vlm"]["model"])
+    return inputs
+
+
+def surfaces_inputs(wildcards):
+    s = config["context"]["surfaces"]
+    return {
+        **split_inputs_train(wildcards),
+        "models": model_inputs(s.get("model"), s.get("clip_model")),
+    }
+
+
+def paste_args(wildcards, input):
     p = config["paste"][wildcards.method]
     flags = {
         "copies": "--copies",
@@ -329,6 +412,16 @@ def paste_args(wildcards):
             out.append(
                 f"{flag} " + (" ".join(map(str, v)) if isinstance(v, list) else str(v))
             )
+    if wildcards.method in ("context", "vlm"):
+        out.append(f"--context-json {jarg(config['context'])}")
+        if "surfaces" in input.keys():
+            out.append(f"--surfaces {input.surfaces}")
+    if wildcards.method == "vlm":
+        out.append(f"--vlm-json {jarg(config['vlm'])}")
+    if wildcards.method == "sigtor":
+        extra = {k: p[k] for k in ("jitter", "blur_prob", "min_area") if k in p}
+        if extra:
+            out.append(f"--placer-args {jarg(extra)}")
     return " ".join(out)
 
 
@@ -394,6 +487,10 @@ def prefetch_targets():
             refs += [c.get(k) for k in ("base", "vae", "adapter", "controlnet")]
         if GEN.get("fid_feature", "inception") == "inception":
             out.append(f"{HF_HOME}/.segaug/inception.ready")
+    if needs_surface_maps():
+        refs += [config["context"]["surfaces"].get(k) for k in ("model", "clip_model")]
+    if config.get("vlm", {}).get("provider") == "local":
+        refs.append(config["vlm"]["model"])
     out += sorted(
         {m for m in map(model_input, filter(None, refs)) if m and m.startswith(HF_HOME)}
     )
@@ -615,3 +712,40 @@ def synthetic_sets_tables():
     if not table1_synthetic_sets():
         return []
     return [f"{OUT}/tables/synthetic_sets.csv", f"{OUT}/tables/synthetic_sets.md"]
+
+
+# ------------------------------------------------------------------ the thesis comparison
+def thesis_runs():
+    """(dataset, split, model, trainset, loss, seed) of every run of the thesis table."""
+    th = config["thesis"]
+    ds = split_dataset(th["split"])
+    return [
+        (ds, th["split"], th["model"], r["trainset"], r["loss"], s)
+        for r in th["rows"]
+        for s in SEEDS
+    ]
+
+
+def thesis_inputs(wildcards):
+    th = config["thesis"]
+    ds = split_dataset(th["split"])
+    return {
+        "metrics": [
+            os.path.join(run_dir("eval", *r), "metrics.json") for r in thesis_runs()
+        ],
+        "examples": [
+            paste_dir(ds, th["split"], ts.removeprefix("paste-"), SEEDS[0])
+            for ts in th.get("examples", [])
+        ],
+    }
+
+
+def thesis_targets():
+    if not config.get("thesis"):
+        return []
+    return [
+        f"{OUT}/tables/thesis.csv",
+        f"{OUT}/tables/thesis.md",
+        f"{OUT}/figures/thesis_iou.png",
+        f"{OUT}/figures/paste_examples.png",
+    ]

@@ -1,11 +1,10 @@
 # Pasted sets per split x method x seed: images, labels and a manifest of every paste.
+# Methods: random, context (surface rules), vlm (VLM points + surface rule), sigtor (packing).
 
 
 rule paste:
     input:
-        dataset=lambda w: dataset_dir(w.dataset),
-        train_list=f"{OUT}/{{dataset}}/{{split}}/splits/train.txt",
-        pool=f"{OUT}/{{dataset}}/{{split}}/pool",
+        unpack(paste_inputs),
     output:
         directory(f"{OUT}/{{dataset}}/{{split}}/paste/{{method}}/seed{{seed}}"),
     log:
@@ -17,7 +16,30 @@ rule paste:
     params:
         script=script("paste.py"),
         args=paste_args,
+        hf_home=HF_HOME,
     shell:
-        "python {params.script} --method {wildcards.method} --dataset-root {input.dataset}"
+        "HF_HOME={params.hf_home} HF_HUB_OFFLINE=1 python {params.script} --method {wildcards.method} --dataset-root {input.dataset}"
         " --split-list {input.train_list} --pool {input.pool} --seed {wildcards.seed}"
         " {params.args} --out {output} 2> {log}"
+
+
+rule surfaces:
+    """Open-vocabulary surface maps of a split (surfaces the label set lacks, e.g. road on VOC)."""
+    input:
+        unpack(surfaces_inputs),
+    output:
+        directory(f"{OUT}/{{dataset}}/{{split}}/surfaces"),
+    log:
+        f"{OUT}/logs/surfaces/{{dataset}}/{{split}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/surfaces/{{dataset}}/{{split}}.tsv"
+    conda:
+        "../envs/generate.yaml"
+    params:
+        script=script("surfaces.py"),
+        surfaces=lambda w: jarg(config["context"]["surfaces"]),
+        hf_home=HF_HOME,
+    shell:
+        "HF_HOME={params.hf_home} HF_HUB_OFFLINE=1"
+        " python {params.script} --dataset-root {input.dataset} --split-list {input.train_list}"
+        " --surfaces-json {params.surfaces} --out {output} 2> {log}"

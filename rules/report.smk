@@ -90,3 +90,41 @@ rule synthetic_sets_table:
     shell:
         "python {params.script} --table synthetic_sets --quality {input.quality}"
         " --out-csv {output.csv} --out-md {output.md} 2> {log}"
+
+
+rule thesis_table:
+    """The thesis comparison: methods x per-class IoU (mean ± std over seeds) and its figures."""
+    input:
+        unpack(thesis_inputs),
+    output:
+        csv=report(
+            f"{OUT}/tables/thesis.csv",
+            caption="../docs/captions/thesis.rst",
+            category="Tables",
+        ),
+        md=f"{OUT}/tables/thesis.md",
+        bars=report(
+            f"{OUT}/figures/thesis_iou.png",
+            caption="../docs/captions/thesis_iou.rst",
+            category="Figures",
+        ),
+        examples=report(
+            f"{OUT}/figures/paste_examples.png",
+            caption="../docs/captions/paste_examples.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/thesis_table.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        script=script("thesis_table.py"),
+        rows=lambda w: jarg(config["thesis"]["rows"]),
+        examples=lambda w, input: " ".join(
+            f"{ts.removeprefix('paste-')}={d}"
+            for ts, d in zip(config["thesis"]["examples"], input.examples)
+        ),
+    shell:
+        "python {params.script} --rows {params.rows} --metrics {input.metrics}"
+        " --examples {params.examples} --out-csv {output.csv} --out-md {output.md}"
+        " --out-bars {output.bars} --out-examples {output.examples} 2> {log}"

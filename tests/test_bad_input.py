@@ -34,6 +34,7 @@ def config_for(tmp_path, data_root):
     cfg["pool"]["min_area"] = 4
     cfg["table1"]["splits"] = ["s"]
     cfg["ablations"]["split"] = "s"
+    cfg["thesis"]["split"] = "s"
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -62,6 +62,16 @@ def test_paper_config_plans_full_table1(tmp_path):
     assert counts["table1"] == 1 and counts["synthetic_sets_table"] == 1
 
 
+def test_thesis_config_plans_the_comparison(tmp_path):
+    """config/thesis.yaml (Vaihingen, user path): 7 methods x 3 seeds, 4 pasted sets per seed."""
+    p = run_snakemake("-n", "-p", "--configfile", str(ROOT / "config" / "thesis.yaml"), cwd=tmp_path)
+    counts = job_counts(p.stdout)
+    assert counts["train"] == counts["evaluate"] == 7 * SEEDS
+    assert counts["paste"] == 4 * SEEDS and counts["thesis_table"] == 1
+    assert "--kind vaihingen --root /data/ISPRS/Vaihingen --patch-size 512 --stride 512" in p.stdout
+    assert "GEMINI_API_KEY" in p.stdout and "--method vlm" in p.stdout
+
+
 def test_ablation_tables_3_to_7_are_in_the_dag(tmp_path):
     """Tables 3-7: DeepLabV3+ R50 on VOC7, one training per row and seed (Table 7: 5 x 4 grid)."""
     rows = {"table3": 7, "table4": 5, "table5": 3, "table6": 5, "table7": 20}
@@ -195,6 +205,38 @@ def test_demo_generative_branch(demo_run):
     assert sets[0] != sets[1]  # the seed is in the generation seeds
     rows = list(csv.DictReader(open(tmp / "results/demo/tables/synthetic_sets.csv")))
     assert [(r["variant"], r["seed"]) for r in rows] == [("default", "0"), ("default", "1")]
+
+
+@pytest.mark.workflow
+def test_demo_thesis_table(demo_run):
+    """Random, context, VLM (tiny local Qwen2.5-VL: its answers never parse, so every object
+    falls back to the surface rule, counted) and SIGtor paste, focal loss and class weighting:
+    the thesis table, its bar figure and the pasted examples."""
+    tmp, cfg = demo_run
+    out = tmp / "results" / "demo"
+    rows = list(csv.DictReader(open(out / "tables" / "thesis.csv")))
+    assert [r["method"] for r in rows] == ["baseline", "random paste", "context paste", "VLM paste",
+                                           "SIGtor packing", "focal loss", "class weighting", "generative"]  # fmt: skip
+    assert [(r["trainset"], r["loss"]) for r in rows][5:7] == [("origin", "focal"), ("origin", "weighted_ce")]
+    for r in rows:
+        assert r["seeds"] == "0 1" and re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", r["mIoU"]), r
+        assert {"car", "boat", "road"} <= set(r)
+    for fig in ("thesis_iou.png", "paste_examples.png"):
+        assert (out / "figures" / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    paste = out / "shapes/full/paste"
+    ctx = json.loads((paste / "context/seed0/summary.json").read_text())
+    assert ctx["pastes"] > 0 and set(ctx["reasons"]) == {"surface"}
+    vlm = json.loads((paste / "vlm/seed0/summary.json").read_text())
+    stats = vlm["placer_stats"]
+    assert stats["vlm_accepted"] == 0 and stats["fallback"] == stats["requests"] > 0
+    assert set(vlm["reasons"]) == {"fallback (vlm: parse error)"}
+    sig = [json.loads(x) for x in (paste / "sigtor/seed0/manifest.jsonl").read_text().splitlines()]
+    assert sig and all(m["blend"] == "poisson" for m in sig)
+    # a rerun of the VLM paste asks the model nothing: every answer comes from the cache
+    target = "results/demo/shapes/full/paste/vlm/seed0"
+    run_snakemake(target, "--cores", "1", "--configfile", str(cfg), "--forcerun", "paste", cwd=tmp)
+    again = json.loads((paste / "vlm/seed0/summary.json").read_text())["placer_stats"]
+    assert again["requests"] == 0 and again["cache_hits"] == stats["requests"]
 
 
 @pytest.mark.workflow

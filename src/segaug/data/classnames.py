@@ -9,4 +9,6 @@ VOC_CLASSES = (
 
 DEMO_CLASSES = ("grass", "road", "water", "building", "tree", "car", "boat")
 
-BUILTIN = {"voc": VOC_CLASSES, "demo": DEMO_CLASSES}
+VAIHINGEN_CLASSES = ("impervious surfaces", "building", "low vegetation", "tree", "car", "clutter")
+
+BUILTIN = {"voc": VOC_CLASSES, "demo": DEMO_CLASSES, "vaihingen": VAIHINGEN_CLASSES}

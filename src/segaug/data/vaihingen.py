@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- classes and the split
 
-VAIHINGEN_CLASSES = ("impervious surfaces", "building", "low vegetation", "tree", "car", "clutter")
+from segaug.data.classnames import VAIHINGEN_CLASSES  # noqa: E402  (names also checked by the workflow)
 VAIHINGEN_COLOURS = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
 IGNORE_COLOUR = (0, 0, 0)  # pixels removed by the boundary erosion
 

@@ -88,6 +88,17 @@ def _check_options(
         raise SegaugError(f"seed must be a non-negative integer, got {seed!r}")
 
 
+def _reason_counts(manifest_lines: Sequence[str]) -> dict[str, int]:
+    """How many pastes were accepted for each kind of reason ("random", "surface", "vlm",
+    "fallback (vlm: ...)"): the part of the reason before its first colon."""
+    out: dict[str, int] = {}
+    for line in manifest_lines:
+        reason = json.loads(line)["reason"]
+        kind = reason.split(")")[0] + ")" if reason.startswith("fallback (") else reason.split(":")[0]
+        out[kind] = out.get(kind, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def paste_image(
     rng: np.random.Generator,
     image: np.ndarray,
@@ -187,6 +198,8 @@ def paste_dataset(
             (tmp / sub).mkdir(parents=True)
         for i, s in enumerate(tqdm(pairs, desc=f"paste ({placer.name})", unit="img")):
             image0, label0 = load_pair(s, nc)
+            if hasattr(placer, "set_image"):  # context placers: the image's surface map
+                placer.set_image(s.id, image0, label0)
             for c in range(copies_per_image):
                 rng = np.random.default_rng([int(seed), i, c])
                 image, label, union, done, sk = paste_image(
@@ -234,7 +247,10 @@ def paste_dataset(
             "pool_classes": [names[c] for c in sampler.classes],
             "per_class_pastes": {names[c]: int(pastes_per_class[c]) for c in sampler.classes},
             "per_class_pasted_pixels": {names[c]: int(pasted_pixels[c]) for c in sampler.classes},
+            "reasons": _reason_counts(manifest),
         }
+        if getattr(placer, "stats", None):
+            summary["placer_stats"] = placer.stats
         write_json(tmp / "summary.json", summary)
     if without:
         log.warning(

@@ -1,0 +1,94 @@
+"""Paste methods by name: the placer each one uses, built from the config sections it needs.
+
+- ``random``  :class:`~segaug.paste.placement.RandomPlacer` (no context)
+- ``context`` :class:`~segaug.paste.context.ContextPlacer`: surface rules (``context`` section)
+- ``vlm``     :class:`~segaug.paste.context.VLMPlacer`: a VLM proposes points, the surface rule
+  filters them, rule-based fallback (``context`` and ``vlm`` sections)
+- ``sigtor``  SIGtor-style packing (:mod:`segaug.paste.sigtor`), which builds whole images
+  itself rather than placing one object at a time; it has no placer.
+
+Surface maps come from the label for surfaces that are classes of the dataset, and from the
+open-vocabulary maps cached in ``surfaces_dir`` for the others
+(:func:`segaug.openvocab.surfaces.surface_lookup`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from segaug.data.canonical import ClassTable
+from segaug.errors import SegaugError
+from segaug.paste.context import ContextPlacer, SurfaceContext, VLMPlacer, parse_rules
+from segaug.paste.placement import make_placer
+
+METHODS = ("random", "context", "vlm", "sigtor")
+VLM_KEYS = ("provider", "model", "base_url", "api_key_env", "timeout_s", "max_retries", "budget",
+            "n_points", "cache_dir", "max_new_tokens")  # fmt: skip
+
+
+def surface_context(context_cfg: Mapping, table: ClassTable, surfaces_dir: str | Path | None = None) -> SurfaceContext:
+    from segaug.openvocab.surfaces import surface_lookup
+
+    if not context_cfg or "rules" not in context_cfg or "surfaces" not in context_cfg:
+        raise SegaugError("context and vlm paste need a 'context' section with 'surfaces' and 'rules' in the config")
+    rules = parse_rules(context_cfg["rules"])
+    names = list(context_cfg["surfaces"]["names"])
+    for cls, rule in rules.items():
+        missing = [s for s in rule.surfaces if s not in names]
+        if missing:
+            raise SegaugError(
+                f"context.rules.{cls}.surfaces: {missing} not in context.surfaces.names ({', '.join(names)})"
+            )
+    open_on = ["background"] if "background" in table.names else None
+    lookup = surface_lookup(table, names, surfaces_dir, open_on=open_on)
+    return SurfaceContext(rules, table.names, lookup)
+
+
+def vlm_client(vlm_cfg: Mapping):
+    """The VLM placement client of a ``vlm`` config section (provider, cache, request budget)."""
+    from segaug.vlm import OpenAICompatibleProvider, RequestBudget, ResponseCache, VLMPlacementClient
+
+    cfg = dict(vlm_cfg or {})
+    unknown = sorted(set(cfg) - set(VLM_KEYS))
+    if unknown:
+        raise SegaugError(f"vlm: unknown key(s) {unknown}; known: {', '.join(VLM_KEYS)}")
+    if cfg.get("provider") == "openai":
+        provider = OpenAICompatibleProvider(
+            cfg.get("base_url", "https://api.openai.com/v1"), cfg["model"],
+            api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"), timeout_s=cfg.get("timeout_s", 60),
+            max_retries=cfg.get("max_retries", 4),
+        )  # fmt: skip
+    elif cfg.get("provider") == "local":
+        from segaug.vlm.providers import LocalQwenProvider
+
+        provider = LocalQwenProvider(cfg["model"], device=os.environ.get("SEGAUG_DEVICE", "auto"),
+                                     max_new_tokens=cfg.get("max_new_tokens", 128))  # fmt: skip
+    else:
+        raise SegaugError(f"vlm.provider: {cfg.get('provider')!r}; use openai (any compatible endpoint) or local")
+    cache = ResponseCache(Path(cfg.get("cache_dir", "resources/vlm_cache")))
+    budget = RequestBudget(int(cfg["budget"])) if cfg.get("budget") is not None else None
+    return VLMPlacementClient(provider, cache=cache, budget=budget, n_points=int(cfg.get("n_points", 5)))
+
+
+def build_placer(
+    method: str,
+    table: ClassTable,
+    context_cfg: Mapping | None = None,
+    vlm_cfg: Mapping | None = None,
+    surfaces_dir: str | Path | None = None,
+    placer_args: Mapping | None = None,
+):
+    """The placer of paste ``method`` (see the module docstring)."""
+    placer_args = dict(placer_args or {})
+    if method == "random":
+        return make_placer("random", **placer_args)
+    if method not in ("context", "vlm"):
+        raise SegaugError(f"unknown paste method {method!r}; known: {', '.join(METHODS)}")
+    ctx = surface_context(context_cfg, table, surfaces_dir)
+    rule_based = ContextPlacer(ctx, max_tries=int((context_cfg or {}).get("max_tries", 50)), **placer_args)
+    if method == "context":
+        return rule_based
+    legend = {name: tuple(int(v) for v in table.palette[k]) for k, name in enumerate(table.names)}
+    return VLMPlacer(ctx, vlm_client(vlm_cfg), legend, table.colorize, fallback=rule_based)
