@@ -240,6 +240,27 @@ def test_demo_thesis_table(demo_run):
 
 
 @pytest.mark.workflow
+@pytest.mark.parametrize("source", ["clipseg", "sam_clip"])
+def test_open_vocabulary_surfaces_feed_context_paste(tmp_path, source):
+    """A surface the labels lack ("pavement") comes from open-vocabulary maps (tiny CLIPSeg, or
+    tiny SAM 2 + CLIP), built once per split by the `surfaces` rule and read by context paste."""
+    surfaces = {"source": source, "names": ["road", "water", "pavement"],
+                "model": f"results/demo/tiny/{'clipseg' if source == 'clipseg' else 'sam'}"}  # fmt: skip
+    if source == "sam_clip":
+        surfaces["clip_model"] = "results/demo/tiny/clip"
+    cfg = write_config(tmp_path, **{**TINY, "seeds": [0], "context.surfaces": surfaces,
+                                    "context.rules.car.surfaces": ["road", "pavement"]})  # fmt: skip
+    target = "results/demo/shapes/full/paste/context/seed0"
+    run_snakemake(target, "--cores", "2", "--configfile", str(cfg), cwd=tmp_path)
+    maps = tmp_path / "results/demo/shapes/full/surfaces"
+    ids = (tmp_path / "results/demo/shapes/full/splits/train.txt").read_text().split()
+    assert sorted(p.name for p in maps.glob("*.png")) == sorted(f"{i}.png" for i in ids)
+    assert json.loads((maps / f"{ids[0]}.json").read_text())["names"] == ["pavement"]
+    summary = json.loads((tmp_path / target / "summary.json").read_text())
+    assert summary["pastes"] > 0
+
+
+@pytest.mark.workflow
 def test_rerun_one_seed_plans_exactly_that_seed(demo_run):
     tmp, cfg = demo_run
     target = "results/demo/tables/seeds/seed1.csv"
