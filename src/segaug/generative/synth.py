@@ -37,7 +37,6 @@ from segaug.data.canonical import (
     ClassTable,
     image_path,
     label_path,
-    load_pair,
     read_image,
     write_image,
     write_split,
