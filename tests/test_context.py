@@ -115,3 +115,42 @@ def test_vlm_fallback_is_recorded(server, tmp_path, content, why):  # noqa: F811
     pl = placer.place(np.random.default_rng(0), image, label, car())
     assert pl.reason.startswith(f"fallback (vlm: {why}): surface: road")
     assert placer.stats["fallback"] == 1 and placer.stats["fallback_reasons"] == {why: 1}
+
+
+def test_context_and_vlm_paste_same_seed_same_bytes(server, tmp_path):  # noqa: F811
+    """A whole pasted set with surface rules (and through the VLM, answered from a loopback
+    server) is the same bytes for the same seed, and another for another seed."""
+    from segaug.paste.pipeline import paste_dataset
+    from segaug.pool import build_pool, load_pool
+    from test_paste import TABLE as T, files_bytes, make_dataset
+
+    ids = make_dataset(tmp_path / "data")
+    build_pool(tmp_path / "data", ids, T, ["car"], 0.05, 10, False, tmp_path / "pool")
+    pool = load_pool(tmp_path / "pool")
+    rules = parse_rules({"car": {"surfaces": ["road", "background"], "min_share": 0.5}})
+
+    def ctx():
+        return SurfaceContext(rules, T.names, surface_lookup(T, ["road", "background"]))
+
+    server.reply = lambda n, req: chat(points_json((25, 20), (10, 10)))
+    legend = {n: tuple(c) for n, c in zip(T.names, T.palette)}
+    outs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        placers = {
+            "context": ContextPlacer(ctx()),
+            "vlm": VLMPlacer(ctx(), VLMPlacementClient(provider(server), ResponseCache(tmp_path / "cache")),
+                             legend, T.colorize),  # fmt: skip
+        }
+        for method, placer in placers.items():
+            out = tmp_path / f"{method}_{name}"
+            paste_dataset(tmp_path / "data", ids, pool, placer, seed, out, objects_per_image=(1, 2))
+            outs[method, name] = files_bytes(out)
+    for method in ("context", "vlm"):
+        # summary.json of the second VLM run says its answers came from the cache: compare the rest
+        same = {k: v for k, v in outs[method, "a"].items() if k != "summary.json"}
+        assert same == {k: v for k, v in outs[method, "b"].items() if k != "summary.json"}
+        assert outs[method, "a"] != outs[method, "c"]
+    import json
+
+    second = json.loads(outs["vlm", "b"]["summary.json"])["placer_stats"]
+    assert second["requests"] == 0 and second["cache_hits"] > 0
