@@ -41,6 +41,10 @@ localrules:
     ablation_table,
     synthetic_sets_table,
     thesis_table,
+    table2,
+    figure5,
+    sample_grid,
+    class_histogram,
 
 
 rule all:
@@ -50,6 +54,7 @@ rule all:
         f"{OUT}/tables/table1.md",
         synthetic_sets_tables(),
         thesis_targets(),
+        report_targets(),
 
 
 rule prefetch:

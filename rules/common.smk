@@ -749,3 +749,91 @@ def thesis_targets():
         f"{OUT}/figures/thesis_iou.png",
         f"{OUT}/figures/paste_examples.png",
     ]
+
+
+# ------------------------------------------------------------------ figures and provenance
+def figures_cfg():
+    f = config.get("figures") or {}
+    t1 = config["table1"]
+    return {
+        "model": f.get("model", t1["models"][0]),
+        "split": f.get("split", t1["splits"][0]),
+        "samples": f.get("samples", 4),
+    }
+
+
+def model_ids():
+    """Every model a table or figure depends on, for its provenance sidecar."""
+    ids = {"segmentation": {m: config["models"][m] for m in config["models"]}}
+    if GEN:
+        ids["captioner"] = GEN["captioner"]["model"]
+        ids["clip"] = GEN.get("clip_model")
+        ids["generators"] = {g: generator_cfg(g) for g in GEN["generators"]}
+    if config.get("vlm"):
+        ids["vlm"] = {
+            k: config["vlm"].get(k) for k in ("provider", "model", "base_url")
+        }
+    if config.get("context"):
+        ids["surfaces"] = config["context"]["surfaces"]
+    return ids
+
+
+def provenance_arg(rule_name, seeds=None):
+    """--provenance-json for a table or figure script: config, seeds and model ids."""
+    spec = {
+        "config": config,
+        "seeds": list(seeds if seeds is not None else SEEDS),
+        "model_ids": model_ids(),
+        "extra": rule_name,
+    }
+    return f"--provenance-json {jarg(spec)}"
+
+
+def d_final_runs(seeds=None):
+    """(dataset, split, model, trainset, loss, seed) of D_origin and D_final for the figures."""
+    f = figures_cfg()
+    ds, t1 = split_dataset(f["split"]), config["table1"]
+    return [
+        (ds, f["split"], f["model"], ts, t1["loss"], s)
+        for ts in ("origin", t1["d_final"])
+        for s in (seeds if seeds is not None else SEEDS)
+    ]
+
+
+def figure5_args(wildcards, input):
+    t1 = config["table1"]
+    by = {"origin": [], t1["d_final"]: []}
+    for r, path in zip(d_final_runs(), input.curves):
+        by[r[3]].append(path)
+    return " ".join(
+        f"--curve {'D_origin' if ts == 'origin' else 'D_final'} {' '.join(paths)}"
+        for ts, paths in by.items()
+    )
+
+
+def gen_final_variant():
+    d = config["table1"]["d_final"]
+    return d[4:] if d.startswith("gen-") else None
+
+
+def samples_inputs(wildcards):
+    f = figures_cfg()
+    ds, v = split_dataset(f["split"]), gen_final_variant()
+    inputs = {"dataset": dataset_dir(ds), "set": gen_set(ds, f["split"], v, SEEDS[0])}
+    if VARIANTS[v].get("prior", "lineart") != "none":
+        inputs["priors"] = f"{gen_prefix(ds, f['split'])}/priors/{VARIANTS[v]['prior']}"
+    return inputs
+
+
+def report_targets():
+    """Table 2, Figure 5 and, with a generative D_final, the sample grid and class histogram."""
+    out = [
+        f"{OUT}/tables/table2.csv",
+        f"{OUT}/tables/table2.md",
+        f"{OUT}/tables/table2.tex",
+        f"{OUT}/figures/table2_iou.png",
+        f"{OUT}/figures/figure5.png",
+    ]
+    if gen_final_variant():
+        out += [f"{OUT}/figures/samples.png", f"{OUT}/figures/class_histogram.png"]
+    return out

@@ -12,6 +12,7 @@ rule table1:
             category="Tables",
         ),
         md=f"{OUT}/tables/table1.md",
+        tex=f"{OUT}/tables/table1.tex",
     log:
         f"{OUT}/logs/table1.log",
     conda:
@@ -19,9 +20,11 @@ rule table1:
     params:
         script=script("table1.py"),
         d_final=config["table1"]["d_final"],
+        provenance=provenance_arg("table1"),
     shell:
         "python {params.script} --metrics {input} --d-final {params.d_final}"
-        " --out-csv {output.csv} --out-md {output.md} 2> {log}"
+        " --out-csv {output.csv} --out-md {output.md} --out-tex {output.tex}"
+        " {params.provenance} 2> {log}"
 
 
 rule seed_metrics:
@@ -58,6 +61,7 @@ rule ablation_table:
         "../envs/report.yaml"
     params:
         script=script("ablation_table.py"),
+        provenance=lambda w: provenance_arg(w.table),
         rows=lambda w: jarg([r[3] for r in ablation_runs(w.table) if r[5] == SEEDS[0]]),
         extra=lambda w, input: (
             f"--plans {' '.join(input.plans)} --quality {' '.join(input.quality)}"
@@ -66,7 +70,7 @@ rule ablation_table:
         ),
     shell:
         "python {params.script} --table {wildcards.table} --rows {params.rows}"
-        " --metrics {input.metrics} {params.extra}"
+        " --metrics {input.metrics} {params.extra} {params.provenance}"
         " --out-csv {output.csv} --out-md {output.md} 2> {log}"
 
 
@@ -87,9 +91,10 @@ rule synthetic_sets_table:
         "../envs/report.yaml"
     params:
         script=script("ablation_table.py"),
+        provenance=provenance_arg("synthetic_sets_table"),
     shell:
         "python {params.script} --table synthetic_sets --quality {input.quality}"
-        " --out-csv {output.csv} --out-md {output.md} 2> {log}"
+        " --out-csv {output.csv} --out-md {output.md} {params.provenance} 2> {log}"
 
 
 rule thesis_table:
@@ -119,6 +124,7 @@ rule thesis_table:
         "../envs/report.yaml"
     params:
         script=script("thesis_table.py"),
+        provenance=provenance_arg("thesis_table"),
         rows=lambda w: jarg(config["thesis"]["rows"]),
         examples=lambda w, input: " ".join(
             f"{ts.removeprefix('paste-')}={d}"
@@ -127,4 +133,114 @@ rule thesis_table:
     shell:
         "python {params.script} --rows {params.rows} --metrics {input.metrics}"
         " --examples {params.examples} --out-csv {output.csv} --out-md {output.md}"
-        " --out-bars {output.bars} --out-examples {output.examples} 2> {log}"
+        " --out-bars {output.bars} --out-examples {output.examples}"
+        " {params.provenance} 2> {log}"
+
+
+rule table2:
+    """Table 2: per-class IoU of one model on one split, D_origin vs D_final (+ LaTeX, bars)."""
+    input:
+        metrics=[
+            os.path.join(run_dir("eval", *r), "metrics.json") for r in d_final_runs()
+        ],
+    output:
+        csv=report(
+            f"{OUT}/tables/table2.csv",
+            caption="../docs/captions/table2.rst",
+            category="Tables",
+        ),
+        md=f"{OUT}/tables/table2.md",
+        tex=f"{OUT}/tables/table2.tex",
+        bars=report(
+            f"{OUT}/figures/table2_iou.png",
+            caption="../docs/captions/table2_iou.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/table2.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        script=script("figures.py"),
+        d_final=config["table1"]["d_final"],
+        loss=config["table1"]["loss"],
+        provenance=provenance_arg("table2"),
+    shell:
+        "python {params.script} table2 --metrics {input.metrics} --d-final {params.d_final}"
+        " --loss {params.loss} --out-csv {output.csv} --out-md {output.md}"
+        " --out-tex {output.tex} --out-bars {output.bars} {params.provenance} 2> {log}"
+
+
+rule figure5:
+    """Figure 5: val mIoU over training steps, D_origin vs D_final, mean and band over seeds."""
+    input:
+        curves=[os.path.join(run_dir("train", *r), "curve.csv") for r in d_final_runs()],
+    output:
+        report(
+            f"{OUT}/figures/figure5.png",
+            caption="../docs/captions/figure5.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/figure5.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        script=script("figures.py"),
+        curves=figure5_args,
+        provenance=provenance_arg("figure5"),
+    shell:
+        "python {params.script} figure5 {params.curves} --out {output}"
+        " {params.provenance} 2> {log}"
+
+
+rule sample_grid:
+    """Image / image prior / label prior / blended prior / generated, with the prompt."""
+    input:
+        unpack(samples_inputs),
+    output:
+        report(
+            f"{OUT}/figures/samples.png",
+            caption="../docs/captions/samples.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/sample_grid.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        script=script("figures.py"),
+        priors=lambda w, input: (
+            f"--priors {input.priors}" if "priors" in input.keys() else ""
+        ),
+        n=figures_cfg()["samples"],
+        provenance=provenance_arg("sample_grid", SEEDS[:1]),
+    shell:
+        "python {params.script} samples --set {input.set} {params.priors}"
+        " --dataset-root {input.dataset} --n {params.n} --out {output}"
+        " {params.provenance} 2> {log}"
+
+
+rule class_histogram:
+    """Images per class before and after balancing (Algorithm 1), with entropy and CIR."""
+    input:
+        plan=lambda w: (
+            f"{gen_prefix(split_dataset(figures_cfg()['split']), figures_cfg()['split'])}"
+            f"/plans/{variant_plan(gen_final_variant())}.json"
+        ),
+    output:
+        report(
+            f"{OUT}/figures/class_histogram.png",
+            caption="../docs/captions/class_histogram.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/class_histogram.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        script=script("figures.py"),
+        provenance=provenance_arg("class_histogram", []),
+    shell:
+        "python {params.script} histogram --plan {input.plan} --out {output}"
+        " {params.provenance} 2> {log}"

@@ -16,6 +16,7 @@ from segaug.cli import json_arg, run
 from segaug.errors import SegaugError
 from segaug.io import read_json
 from segaug.report.ablations import TITLES, ablation_rows, synthetic_set_rows, table4_rows, table7_rows
+from segaug.report.provenance import check_spec, write_sidecars
 from segaug.report.tables import load_runs, write_table
 
 
@@ -28,7 +29,10 @@ def main(argv=None):
     ap.add_argument("--quality", nargs="*", default=[], type=Path)
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
+    ap.add_argument("--provenance-json", type=json_arg, default=None,
+                    help="config, seeds, model ids: a .provenance.json sidecar beside each output")  # fmt: skip
     args = ap.parse_args(argv)
+    check_spec(args.provenance_json)
     quality = [read_json(p) for p in args.quality]
     if args.table == "synthetic_sets":
         rows = synthetic_set_rows(quality)
@@ -45,6 +49,8 @@ def main(argv=None):
         else:
             rows = ablation_rows(args.table, args.rows, runs)
     write_table(rows, args.out_csv, args.out_md, TITLES[args.table])
+    inputs = [*args.metrics, *args.plans, *args.quality]
+    write_sidecars(args.provenance_json, [args.out_csv, args.out_md], inputs, what=f"scripts/ablation_table.py {args.table}")
 
 
 if __name__ == "__main__":

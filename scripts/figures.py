@@ -35,36 +35,22 @@ from segaug.cli import json_arg, run
 from segaug.errors import SegaugError
 
 log = logging.getLogger("figures")
-PROVENANCE_KEYS = ("config", "seeds", "model_ids", "extra")
 
 
 # --- provenance -------------------------------------------------------------------------------
 
 
 def _check_provenance(value):
-    if value is None:
-        return None
-    if not isinstance(value, dict) or "config" not in value:
-        raise SegaugError('--provenance-json: expected a JSON object with at least "config"')
-    unknown = sorted(set(value) - set(PROVENANCE_KEYS))
-    if unknown:
-        raise SegaugError(f"--provenance-json: unknown key(s) {unknown}; known: {list(PROVENANCE_KEYS)}")
-    return value
+    from segaug.report.provenance import check_spec
+
+    return check_spec(value)
 
 
 def _sidecars(args, outputs, inputs):
     """Write a provenance sidecar beside every output when --provenance-json was given."""
-    spec = _check_provenance(args.provenance_json)
-    if spec is None:
-        return
-    from segaug.report.provenance import file_sha256, provenance, write_sidecar
+    from segaug.report.provenance import write_sidecars
 
-    extra = {"subcommand": args.command, "inputs": {str(p): file_sha256(p) for p in inputs}}
-    if spec.get("extra") is not None:
-        extra["rule"] = spec["extra"]
-    prov = provenance(spec["config"], spec.get("seeds", []), spec.get("model_ids", {}), extra)
-    for out in outputs:
-        write_sidecar(out, prov)
+    write_sidecars(args.provenance_json, outputs, inputs, what=f"scripts/figures.py {args.command}")
 
 
 # --- subcommands ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import argparse
 
 from segaug.cli import json_arg, run
 from segaug.errors import SegaugError
+from segaug.report.provenance import check_spec, write_sidecars
 from segaug.report.tables import write_table
 from segaug.report.thesis import iou_bar_figure, load_class_runs, paste_examples_figure, public, thesis_rows
 
@@ -27,7 +28,10 @@ def main(argv=None):
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-bars", required=True)
     ap.add_argument("--out-examples")
+    ap.add_argument("--provenance-json", type=json_arg, default=None,
+                    help="config, seeds, model ids: a .provenance.json sidecar beside each output")  # fmt: skip
     args = ap.parse_args(argv)
+    check_spec(args.provenance_json)
     rows = thesis_rows(args.rows, load_class_runs(args.metrics))
     write_table(public(rows), args.out_csv, args.out_md, "Thesis comparison: per-class IoU (%), mean ± std over seeds")
     iou_bar_figure(rows, args.out_bars)
@@ -41,6 +45,8 @@ def main(argv=None):
         if not sets:
             raise SegaugError("--out-examples needs at least one --examples METHOD=DIR")
         paste_examples_figure(sets, args.out_examples)
+    outputs = [p for p in (args.out_csv, args.out_md, args.out_bars, args.out_examples) if p]
+    write_sidecars(args.provenance_json, outputs, args.metrics, what="scripts/thesis_table.py")
 
 
 if __name__ == "__main__":

@@ -244,7 +244,7 @@ def test_cli_subcommands_end_to_end(tmp_path):
     for name in ("t2.csv", "t2.md", "t2.tex", "t2.png"):
         rec = json.loads((out / f"{name}.provenance.json").read_text())
         assert rec["seeds"] == [0, 1] and rec["model_ids"] == {"generator": "org/sdxl"}
-        assert rec["extra"]["subcommand"] == "table2" and len(rec["extra"]["inputs"]) == 4
+        assert rec["extra"]["made_by"] == "scripts/figures.py table2" and len(rec["extra"]["inputs"]) == 4
 
     curves = [_curve(tmp_path / "c" / f"{t}{s}.csv", [(10, 0.2 + s / 10), (20, 0.3)]) for t in "of" for s in (0, 1)]
     cli.main(["figure5", "--curve", "D_origin", *map(str, curves[:2]), "--curve", "D_final", *map(str, curves[2:]),

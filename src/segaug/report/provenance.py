@@ -146,3 +146,36 @@ def write_sidecar(artifact_path: str | Path, prov: Mapping) -> Path:
     write_text(out, json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
     log.info("provenance of %s written to %s", artifact_path.name, out)
     return out
+
+
+SPEC_KEYS = ("config", "seeds", "model_ids", "extra")
+
+
+def check_spec(value) -> dict | None:
+    """Validate the ``--provenance-json`` spec a rule passes: ``{"config", "seeds", "model_ids", "extra"}``."""
+    from segaug.errors import SegaugError
+
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "config" not in value:
+        raise SegaugError('--provenance-json: expected a JSON object with at least "config"')
+    unknown = sorted(set(value) - set(SPEC_KEYS))
+    if unknown:
+        raise SegaugError(f"--provenance-json: unknown key(s) {unknown}; known: {list(SPEC_KEYS)}")
+    return value
+
+
+def write_sidecars(spec, outputs: Iterable, inputs: Iterable = (), what: str = "") -> None:
+    """A sidecar beside every output, from a rule's spec (no-op when ``spec`` is None).
+
+    ``extra`` of the record holds ``what`` made it and the SHA-256 of each input file.
+    """
+    spec = check_spec(spec)
+    if spec is None:
+        return
+    extra = {"made_by": what, "inputs": {str(p): file_sha256(p) for p in inputs}}
+    if spec.get("extra") is not None:
+        extra["rule"] = spec["extra"]
+    prov = provenance(spec["config"], spec.get("seeds", []), spec.get("model_ids", {}), extra)
+    for out in outputs:
+        write_sidecar(out, prov)
