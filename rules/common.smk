@@ -816,6 +816,13 @@ def gen_final_variant():
     return d[4:] if d.startswith("gen-") else None
 
 
+def final_plan():
+    """The plan of D_final's synthetic set on the figures' split."""
+    split = figures_cfg()["split"]
+    prefix = gen_prefix(split_dataset(split), split)
+    return f"{prefix}/plans/{variant_plan(gen_final_variant())}.json"
+
+
 def samples_inputs(wildcards):
     f = figures_cfg()
     ds, v = split_dataset(f["split"]), gen_final_variant()

@@ -224,10 +224,7 @@ rule sample_grid:
 rule class_histogram:
     """Images per class before and after balancing (Algorithm 1), with entropy and CIR."""
     input:
-        plan=lambda w: (
-            f"{gen_prefix(split_dataset(figures_cfg()['split']), figures_cfg()['split'])}"
-            f"/plans/{variant_plan(gen_final_variant())}.json"
-        ),
+        plan=lambda w: final_plan(),
     output:
         report(
             f"{OUT}/figures/class_histogram.png",
