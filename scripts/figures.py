@@ -91,7 +91,7 @@ def _sample_rows(set_dir: Path, priors: Path | None, dataset_root: Path, n: int)
             "blended_prior": blended if blended.exists() else None,
             "generated": image_path(set_dir, oid),
             "prompt": m.get("prompt", ""),
-            "title": f"{src} → {oid}" + (f"\nbalanced: {m['balanced_class']}" if m.get("balanced_class") else ""),
+            "title": oid + (f"\n(class {m['balanced_class']})" if m.get("balanced_class") else ""),
         }
         for key in ("image_prior", "label_prior"):
             if row[key] is not None and not row[key].exists():
