@@ -437,7 +437,7 @@ def train_inputs(wildcards):
         "train_list": f"{prefix}/splits/train.txt",
         "val_list": f"{prefix}/splits/val.txt",
     }
-    if config["models"][wildcards.model].get("encoder_weights"):
+    if pretrained(wildcards.model):
         inputs["weights"] = weights_marker(wildcards.model)
     kind, _, name = wildcards.trainset.partition("-")
     if kind == "paste":
@@ -455,6 +455,23 @@ def extra_sets(wildcards, input):
     if "extra" in input.keys():
         return f"--extra-set {input.extra}:{input.extra}/sets/all.txt"
     return ""
+
+
+def pretrained(model):
+    """Whether a model starts from pretrained weights (smp encoder or Mask2Former backbone)."""
+    c = config["models"][model]
+    return bool(c.get("encoder_weights") or c.get("backbone_weights"))
+
+
+def model_json(model):
+    """The model config for create_model (its per-model `train` overrides taken out)."""
+    return {k: v for k, v in config["models"][model].items() if k != "train"}
+
+
+def train_json(model):
+    """The training recipe of a model: `train` with the model's own `train` block over it
+    (Mask2Former: AdamW, lr 1e-4, weight decay 0.05, gradient clipping)."""
+    return {**config["train"], **config["models"][model].get("train", {})}
 
 
 def weights_marker(model):
@@ -475,7 +492,7 @@ def prefetch_targets():
     out += [
         weights_marker(m)
         for m, c in config["models"].items()
-        if c.get("encoder_weights")
+        if pretrained(m)
     ]
     refs = []
     if GEN:

@@ -80,7 +80,7 @@ rule prefetch_weights:
         "../envs/train.yaml"
     params:
         script=script("prefetch_weights.py"),
-        model=lambda w: jarg(config["models"][w.model]),
+        model=lambda w: jarg(model_json(w.model)),
         hf_home=lambda w, output: Path(output[0]).parent.parent,
     shell:
         "HF_HOME={params.hf_home} python {params.script} --model-json {params.model}"

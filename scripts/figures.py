@@ -75,9 +75,9 @@ def cmd_figure5(args):
 
 def _sample_rows(set_dir: Path, priors: Path | None, dataset_root: Path, n: int):
     from segaug.data.canonical import image_path
-    from segaug.generative.synth import read_manifest
+    from segaug.io import read_jsonl
 
-    entries = read_manifest(set_dir)[:n]
+    entries = read_jsonl(set_dir / "manifest.jsonl", "synthetic set manifest")[:n]
     if not entries:
         raise SegaugError(f"{set_dir}: the synthetic set's manifest is empty")
     rows, files = [], []

@@ -7,6 +7,9 @@ and training jobs then run with HF_HUB_OFFLINE=1 against the same HF_HOME.
     HF_HOME=resources/huggingface python scripts/prefetch_weights.py \
         --model-json '{"arch": "DeepLabV3Plus", "encoder": "resnet50", "encoder_weights": "imagenet"}' \
         --out resources/huggingface/.segaug/deeplabv3plus_r50.ready
+
+The same for a Mask2Former model with ``backbone_weights: imagenet``: building it loads
+``microsoft/resnet-50`` (``-101``) through transformers, which downloads it into HF_HOME.
 """
 
 import argparse
@@ -27,8 +30,10 @@ def main(argv=None):
     ap.add_argument("--model-json", required=True, type=json_arg, help="model config (inline or @file)")
     ap.add_argument("--out", required=True, type=Path, help="marker written once the weights are cached")
     args = ap.parse_args(argv)
-    create_model(args.model_json, num_classes=2)  # fetches the encoder weights into HF_HOME
-    log.info("weights of %s cached in %s", args.model_json.get("encoder"), os.environ.get("HF_HOME"))
+    create_model(args.model_json, num_classes=2)  # fetches the encoder/backbone weights into HF_HOME
+    cfg = args.model_json
+    log.info("weights of %s cached in %s", cfg.get("encoder") or cfg.get("backbone"),
+             os.environ.get("HF_HOME"))  # fmt: skip
     write_text(args.out, json.dumps(args.model_json, sort_keys=True) + "\n")
 
 

@@ -234,12 +234,13 @@ def test_demo_workflow_through_the_slurm_profile(slurm_cluster, tmp_path):
 
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import run_snakemake as run_local
-    from test_workflow import TINY, write_config
+    from test_workflow import DELETE, TINY, write_config
 
     local, onslurm = tmp_path / "local", tmp_path / "slurm"
     for d in (local, onslurm):
         d.mkdir()
-    small = {**TINY, "table1.d_final": "paste-random"}  # the generative branch is tested locally
+    # the generative branch, Mask2Former and the thesis are tested locally
+    small = {**TINY, "table1.d_final": "paste-random", "table1.models": ["pspnet_r18"], "thesis": DELETE}
     run_local("--cores", "2", "--configfile", str(write_config(local, **small)), cwd=local)
 
     p = helpers.run_demo_on_slurm(slurm_cluster, onslurm, write_config(onslurm, **small))

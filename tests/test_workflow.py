@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, run_snakemake, snakemake_bin
 
 PAPER_SPLITS = 6
-PAPER_MODELS = 2
+PAPER_MODELS = 3  # DeepLabV3+, PSPNet, Mask2Former (R50)
 TRAINSETS = 2  # D_origin, D_final
 SEEDS = 3
 
@@ -51,8 +51,8 @@ def planned_jobs(stdout: str) -> list[tuple[str, str]]:
 def test_paper_config_plans_full_table1(tmp_path):
     p = run_snakemake("-n", cwd=tmp_path)
     counts = job_counts(p.stdout)
-    assert counts["train"] == PAPER_MODELS * PAPER_SPLITS * TRAINSETS * SEEDS == 72
-    assert counts["evaluate"] == 72
+    assert counts["train"] == PAPER_MODELS * PAPER_SPLITS * TRAINSETS * SEEDS == 108
+    assert counts["evaluate"] == 108
     # D_final = D_gen + D_origin: a synthetic set per split and seed, from per-split captions,
     # line-art priors and an Algorithm 1 plan (the generate shards appear once plans exist)
     assert counts["synthetic_set"] == counts["gen_quality"] == PAPER_SPLITS * SEEDS
@@ -97,6 +97,9 @@ def test_every_seed_dependent_path_has_the_seed(tmp_path):
         assert has_seed == (rule in seeded), (rule, out)
 
 
+DELETE = object()  # write_config(..., **{"thesis": DELETE}) removes a key
+
+
 def write_config(tmp_path, **updates) -> Path:
     cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     for key, value in updates.items():
@@ -104,7 +107,10 @@ def write_config(tmp_path, **updates) -> Path:
         *parents, last = key.split(".")
         for k in parents:
             node = node[k]
-        node[last] = value
+        if value is DELETE:
+            node.pop(last, None)
+        else:
+            node[last] = value
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -137,7 +143,7 @@ TINY = {
     "train.batch_size": 4,
     "train.crop_size": [64, 64],
     "train.base_size": [96, 72],
-    "table1.models": ["pspnet_r18"],
+    "table1.models": ["pspnet_r18", "mask2former_tiny"],
 }
 
 
@@ -158,6 +164,8 @@ def test_demo_run_builds_table1(demo_run):
     assert [(r["model"], r["split"], r["training_set"]) for r in rows] == [
         ("pspnet_r18", "full", "D_origin"),
         ("pspnet_r18", "full", "D_final"),
+        ("mask2former_tiny", "full", "D_origin"),
+        ("mask2former_tiny", "full", "D_final"),
     ]
     for r in rows:
         assert r["seeds"] == "0 1"
@@ -302,8 +310,9 @@ def test_rerun_one_seed_plans_exactly_that_seed(demo_run):
     )  # fmt: skip
     jobs = planned_jobs(p.stdout)
     rules = sorted(r for r, _ in jobs)
-    # one synthetic set (the D_final of seed 1, one shard), 2 trainings and 2 evaluations
-    assert rules == ["evaluate", "evaluate", "generate", "seed_metrics", "synthetic_set", "train", "train"], jobs
+    # one synthetic set (the D_final of seed 1, one shard), 4 trainings and 4 evaluations
+    # (2 models x D_origin / D_final)
+    assert rules == ["evaluate"] * 4 + ["generate", "seed_metrics", "synthetic_set"] + ["train"] * 4, jobs
     assert all("seed1" in out for _, out in jobs), jobs
 
 
@@ -313,8 +322,8 @@ def test_prefetch_plans_every_download_on_the_submit_host(tmp_path):
     p = run_snakemake("prefetch", "-n", cwd=tmp_path)
     counts = job_counts(p.stdout)
     # 10 hub repos: BLIP-2, annotators, CLIP, SDXL base, VAE, 3 adapters, ControlNet, inpainting
-    assert counts == {"download_dataset": 2, "download_list": 6, "prefetch_weights": 2, "prefetch_hub": 10,
-                      "prefetch_inception": 1, "prefetch": 1, "total": 22}  # fmt: skip
+    assert counts == {"download_dataset": 2, "download_list": 6, "prefetch_weights": 3, "prefetch_hub": 10,
+                      "prefetch_inception": 1, "prefetch": 1, "total": 23}  # fmt: skip
     assert "hub/TencentARC--t2i-adapter-lineart-sdxl-1.0.ready" in p.stdout
     block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (ROOT / "Snakefile").read_text(), re.M)
     local = {name.strip(" ,") for name in block.group(1).split()}
@@ -326,8 +335,25 @@ def test_prefetch_plans_every_download_on_the_submit_host(tmp_path):
         assert cmds and all("HF_HUB_OFFLINE=1" in c and "HF_HOME=resources/huggingface" in c for c in cmds), script
 
 
+def test_mask2former_gets_its_own_recipe(tmp_path):
+    """The third model of Table 1: its `train` block overrides the SGD recipe, and its backbone
+    weights are prefetched like the smp encoders'."""
+    p = run_snakemake("-n", "-p", cwd=tmp_path)
+    cmds = [line for line in p.stdout.splitlines() if "scripts/train.py" in line and "mask2former_r50" in line]
+    assert cmds
+    for c in cmds:
+        train = json.loads(re.search(r"--train-json '([^']+)'", c).group(1))
+        model = json.loads(re.search(r"--model-json '([^']+)'", c).group(1))
+        assert (train["optimizer"], train["lr"], train["weight_decay"], train["grad_clip"]) == ("adamw", 0.0001, 0.05, 0.01)
+        assert train["backbone_lr_mult"] == 0.1 and train["steps"] == 30000 and "train" not in model
+    smp = [line for line in p.stdout.splitlines() if "scripts/train.py" in line and "pspnet_r50" in line]
+    assert '"optimizer"' not in smp[0]
+    assert "prefetch_weights/mask2former_r50.log" in run_snakemake("prefetch", "-n", cwd=tmp_path).stdout
+
+
 def test_dag_and_rulegraph_render(tmp_path):
     """`--rulegraph` of the paper config and `--dag` of one split are valid Graphviz input."""
+    # (Mask2Former trains with its own recipe: AdamW, backbone lr x 0.1, clipping; see below)
     rg = run_snakemake("--rulegraph", cwd=tmp_path).stdout
     assert rg.lstrip().startswith("digraph") and "train" in rg and "table1" in rg
     target = "results/voc2007/voc7/eval/deeplabv3plus_r50/origin/ce/seed0/metrics.json"
@@ -349,4 +375,4 @@ def test_bare_profile_name_after_install_profile(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "Using profile slurm" in p.stdout + p.stderr
-    assert job_counts(p.stdout)["train"] == 72
+    assert job_counts(p.stdout)["train"] == 108

@@ -43,3 +43,13 @@ def write_json(path: str | os.PathLike, obj) -> None:
 def read_json(path: str | os.PathLike):
     with open(path) as f:
         return json.load(f)
+
+
+def read_jsonl(path: str | os.PathLike, what: str = "JSON lines file") -> list:
+    """One JSON value per non-empty line; a missing file is a SegaugError naming it."""
+    from segaug.errors import SegaugError
+
+    p = Path(path)
+    if not p.exists():
+        raise SegaugError(f"{p} not found: expected a {what}")
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]

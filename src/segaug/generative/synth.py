@@ -232,10 +232,9 @@ def merge_shards(
 
 
 def read_manifest(set_dir: str | Path) -> list[dict]:
-    p = Path(set_dir) / "manifest.jsonl"
-    if not p.exists():
-        raise SegaugError(f"{p} not found: {set_dir} is not a synthetic set")
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    from segaug.io import read_jsonl
+
+    return read_jsonl(Path(set_dir) / "manifest.jsonl", "synthetic set manifest")
 
 
 def read_plan(path: str | Path) -> dict:

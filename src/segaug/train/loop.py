@@ -52,9 +52,17 @@ TRAIN_DEFAULTS = {
     "amp": False,
     "num_workers": 4,
     "threads": None,
+    # MMSeg's Mask2Former recipe sets optimizer: adamw, lr: 1e-4, weight_decay: 0.05,
+    # grad_clip: 0.01, min_lr: 0 (backbone_lr_mult applies to models with param_groups only)
+    "optimizer": "sgd",
+    "grad_clip": None,  # max L2 norm of all gradients (Lightning gradient_clip_val); None = off
+    "backbone_lr_mult": 0.1,
 }
 # keys that change how fast a run goes but not what it computes
 NON_SEMANTIC_KEYS = ("num_workers", "threads")
+# keys added after runs were already checkpointed: left out of the resume fingerprint while at
+# their default, so a run checkpointed before they existed still resumes
+LATER_KEYS = ("optimizer", "grad_clip", "backbone_lr_mult")
 
 
 def resolve_train_cfg(train_cfg: dict | None) -> dict:
@@ -88,6 +96,15 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
         raise SegaugError(
             f"train config: num_workers must be an integer >= 0, got {cfg['num_workers']!r}"
         )
+    if cfg["optimizer"] not in ("sgd", "adamw"):
+        raise SegaugError(f"train config: optimizer must be sgd or adamw, got {cfg['optimizer']!r}")
+    clip = cfg["grad_clip"]
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                             or clip <= 0):  # fmt: skip
+        raise SegaugError(f"train config: grad_clip must be a number > 0 or null, got {clip!r}")
+    mult = cfg["backbone_lr_mult"]
+    if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
+        raise SegaugError(f"train config: backbone_lr_mult must be a number >= 0, got {mult!r}")
     return cfg
 
 
@@ -129,7 +146,8 @@ def _fingerprint(model_cfg, class_table, cfg, loss_cfg, seed, train_samples, val
         "format": MODEL_FORMAT,
         "model": model_cfg,
         "classes": list(class_table.names),
-        "train": {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS},
+        "train": {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS
+                  and not (k in LATER_KEYS and v == TRAIN_DEFAULTS[k])},
         "loss": {k: v for k, v in loss_cfg.items() if k != "class_weights_mode"},
         "seed": int(seed),
         "train_samples": _digest(train_samples),
@@ -278,7 +296,8 @@ def train(
     ckpt_path = _check_resume(state_dir / "last.ckpt", fingerprint)
 
     L.seed_everything(int(seed), workers=False, verbose=False)  # model initialisation
-    optim_cfg = {k: cfg[k] for k in ("lr", "momentum", "weight_decay", "poly_power", "min_lr")}
+    optim_cfg = {k: cfg[k] for k in ("lr", "momentum", "weight_decay", "poly_power", "min_lr",
+                                     "optimizer", "backbone_lr_mult")}  # fmt: skip
     module_loss = {k: v for k, v in loss_cfg.items() if k != "class_weights_mode"}
     module = SegModule(
         model_cfg, num_classes, class_table.names, module_loss, {**optim_cfg, "max_steps": steps},
@@ -316,6 +335,8 @@ def train(
             accelerator="gpu" if device == "cuda" else "cpu",
             devices=1,
             precision=_precision(cfg["amp"], device),
+            gradient_clip_val=cfg["grad_clip"],  # None: no clipping (the Trainer's default)
+            gradient_clip_algorithm="norm" if cfg["grad_clip"] else None,
             max_epochs=-1,  # max_steps alone decides; epoch counters are not trusted on resume
             max_steps=steps,
             limit_train_batches=val_interval,

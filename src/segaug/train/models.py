@@ -1,4 +1,4 @@
-"""Model factory over segmentation-models-pytorch.
+"""Model factory over segmentation-models-pytorch (and Mask2Former, see below).
 
 A model config is a plain dict::
 
@@ -12,6 +12,11 @@ that take no ``encoder_output_stride`` (PSPNet, FPN, ...), that key is passed to
 its output stride (dilated last stages), e.g. an MMSegmentation-like dilated PSPNet::
 
     {"arch": "PSPNet", "encoder": "resnet50", "encoder_depth": 5, "encoder_output_stride": 8}
+
+``arch: Mask2Former`` is not an smp model: it builds
+:class:`segaug.train.mask2former.Mask2FormerSeg` (transformers' Mask2Former, ResNet backbone),
+whose config keys are listed in that module. It computes its own loss (:func:`has_own_loss`) and
+gives its own optimizer groups.
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ from segaug.errors import SegaugError
 MODEL_KEYS = ("arch", "encoder", "encoder_weights")
 
 
+def _arch_name(cfg) -> str:
+    return str(cfg.get("arch", "")).lower() if isinstance(cfg, dict) else ""
+
+
+def has_own_loss(cfg: dict) -> bool:
+    """Whether the model of ``cfg`` trains with its own ``loss(x, target)`` (Mask2Former's
+    matching losses) instead of a pixel-wise loss from :mod:`segaug.train.losses`."""
+    return _arch_name(cfg) == "mask2former"
+
+
 def _arch_class(arch: str):
     import segmentation_models_pytorch as smp
 
@@ -34,7 +49,8 @@ def _arch_class(arch: str):
     except KeyError:
         names = [a.__name__ for a in smp.MODEL_ARCHITECTURES_MAPPING.values()]
         raise SegaugError(
-            f"model config: unknown arch {arch!r}; segmentation-models-pytorch has {', '.join(names)}"
+            f"model config: unknown arch {arch!r}; segmentation-models-pytorch has "
+            f"{', '.join(names)}; segaug adds Mask2Former (transformers)"
         ) from None
 
 
@@ -46,15 +62,19 @@ def _is_download_error(e: BaseException) -> bool:
 
 
 def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
-    """Build the smp model a config describes, with ``num_classes`` output channels.
+    """Build the smp model (or Mask2Former) a config describes, with ``num_classes`` outputs.
 
     Raises SegaugError for an unknown arch, encoder, weights name or keyword, and for
     pretrained weights that cannot be fetched (offline and not in the Hugging Face cache).
     """
-    import segmentation_models_pytorch as smp
-
     if not isinstance(cfg, dict) or "arch" not in cfg:
         raise SegaugError(f"model config must be a mapping with an 'arch' key, got {cfg!r}")
+    if _arch_name(cfg) == "mask2former":
+        from segaug.train import mask2former
+
+        return mask2former.build(cfg, num_classes)
+    import segmentation_models_pytorch as smp
+
     cfg = dict(cfg)
     arch = str(cfg.pop("arch"))
     encoder = str(cfg.pop("encoder", "resnet50"))
@@ -92,6 +112,9 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
 
 def output_stride(model: torch.nn.Module) -> int:
     """Down-sampling factor of the model's deepest features (32 if unknown)."""
+    own = getattr(model, "output_stride", None)  # Mask2FormerSeg; smp keeps it on the encoder
+    if isinstance(own, int):
+        return own
     enc = getattr(model, "encoder", None)
     return int(getattr(enc, "output_stride", 32))
 

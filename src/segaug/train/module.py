@@ -1,9 +1,18 @@
-"""The LightningModule: an smp model, a loss, SGD with the MMSegmentation poly schedule.
+"""The LightningModule: a model, a loss, SGD (or AdamW) with the MMSegmentation poly schedule.
 
 * optimizer: SGD(lr=0.01, momentum=0.9, weight_decay=5e-4) over all parameters (mmseg's VOC
-  configs use no parameter-wise rules);
+  configs use no parameter-wise rules); ``optimizer: adamw`` in the train config gives AdamW(lr,
+  weight_decay, betas 0.9/0.999, eps 1e-8) instead (``momentum`` unused). A model with a
+  ``param_groups(lr, weight_decay, backbone_lr_mult)`` method (Mask2Former) gets its groups with
+  either optimizer: backbone at lr x ``backbone_lr_mult``, no decay on norms and embeddings;
+* loss: a pixel-wise loss from :mod:`segaug.train.losses`, except for models that compute their
+  own (:func:`segaug.train.models.has_own_loss`: Mask2Former's matching losses), which accept only
+  the ``ce`` loss config (its options are for pixel-wise losses and are not used);
+* gradient clipping (``grad_clip``, max L2 norm) is the Trainer's, see :mod:`segaug.train.loop`;
 * schedule: ``lr(k) = (lr - min_lr) * (1 - k / max_steps) ** power + min_lr`` at step ``k``,
   stepped every optimizer step (mmseg ``PolyLR(eta_min=1e-4, power=0.9, by_epoch=False)``);
+  with param groups every group follows the same factor, so a group at 0.1 x lr ends at
+  0.1 x min_lr (mmseg's eta_min is absolute; the same with min_lr 0, the Mask2Former recipe);
 * validation: whole-image inference (pad to the model's stride multiple, crop back, resize
   to the label when a test scale was used), a confusion matrix over the whole val set,
   ``val_miou`` logged, and a history of ``{step, val_miou, val_pixel_acc, lr}`` kept in the
@@ -22,9 +31,10 @@ import lightning as L
 import numpy as np
 import torch
 
+from segaug.errors import SegaugError
 from segaug.metrics import ConfusionMeter, scores
 from segaug.train.losses import create_loss
-from segaug.train.models import create_model, pad_multiple, predict_whole
+from segaug.train.models import create_model, has_own_loss, pad_multiple, predict_whole
 
 log = logging.getLogger("segaug.train")
 
@@ -35,7 +45,10 @@ OPTIM_DEFAULTS = {
     "poly_power": 0.9,
     "min_lr": 1e-4,
     "max_steps": 1000,
+    "optimizer": "sgd",
+    "backbone_lr_mult": 0.1,  # only for models with param_groups (Mask2Former)
 }
+OPTIMIZERS = ("sgd", "adamw")
 
 
 def poly_lr(
@@ -61,6 +74,19 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.default_rng([int(seed), 2, int(step)]).integers(2**62))
 
 
+def _check_own_loss(model_cfg: dict, name: str, weights, options: dict) -> None:
+    """A model with its own loss trains with that loss: only the plain ``ce`` config is valid."""
+    if name != "ce" or weights is not None:
+        raise SegaugError(
+            f"loss config: {model_cfg.get('arch')} trains with its own fixed losses (matching, "
+            f"class CE, mask BCE, dice); use the loss 'ce' without class_weights, got {name!r}"
+            + (" with class_weights" if weights is not None else "")
+        )
+    if options:
+        log.info("%s: loss options %s not used (the model's own loss)", model_cfg.get("arch"),
+                 options)  # fmt: skip
+
+
 class SegModule(L.LightningModule):
     def __init__(
         self,
@@ -80,8 +106,17 @@ class SegModule(L.LightningModule):
         loss_cfg = dict(loss_cfg or {"name": "ce"})
         name = loss_cfg.pop("name", "ce")
         weights = loss_cfg.pop("class_weights", None)
-        self.criterion = create_loss(name, self.num_classes, class_weights=weights, **loss_cfg)
+        if has_own_loss(self.model_cfg):
+            _check_own_loss(self.model_cfg, name, weights, loss_cfg)
+            self.criterion = None  # the model's loss() is used
+        else:
+            self.criterion = create_loss(name, self.num_classes, class_weights=weights, **loss_cfg)
         self.optim_cfg = {**OPTIM_DEFAULTS, **(optim_cfg or {})}
+        if self.optim_cfg["optimizer"] not in OPTIMIZERS:
+            raise SegaugError(
+                f"train config: optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                f"got {self.optim_cfg['optimizer']!r}"
+            )
         self.seed = int(seed)
         self.fingerprint = fingerprint
         self.model = create_model(self.model_cfg, self.num_classes)
@@ -112,15 +147,28 @@ class SegModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, _ = batch
-        loss = self.criterion(self.model(x), y)
+        if self.criterion is None:
+            loss = self.model.loss(x, y)
+        else:
+            loss = self.criterion(self.model(x), y)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def configure_optimizers(self):
         c = self.optim_cfg
-        opt = torch.optim.SGD(
-            self.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"]
-        )
+        params = self.parameters()
+        if callable(getattr(self.model, "param_groups", None)):
+            params = self.model.param_groups(
+                float(c["lr"]), float(c["weight_decay"]), float(c["backbone_lr_mult"])
+            )
+        if c["optimizer"] == "adamw":
+            opt = torch.optim.AdamW(
+                params, lr=c["lr"], weight_decay=c["weight_decay"], betas=(0.9, 0.999), eps=1e-8
+            )
+        else:
+            opt = torch.optim.SGD(
+                params, lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"]
+            )
         factor = PolyFactor(
             int(c["max_steps"]), float(c["lr"]), float(c["min_lr"]), float(c["poly_power"])
         )
