@@ -22,25 +22,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from segaug.errors import SegaugError
-from segaug.io import atomic_path, read_json
-
-RUN_KEYS = ("trainset", "loss", "seed")
-
+from segaug.io import atomic_path
 
 def load_class_runs(paths: Sequence[str | Path]) -> list[dict]:
-    """trainset, loss, seed, class names, per-class IoU (%) and mIoU (%) of each metrics file."""
-    out = []
-    for p in paths:
-        m = read_json(p)
-        run = m.get("run") or {}
-        if any(k not in run for k in RUN_KEYS):
-            raise SegaugError(f"{p}: metrics file lacks its run keys; re-run evaluation")
-        iou = m["iou"]
-        out.append({**{k: run[k] for k in RUN_KEYS}, "split": run.get("split"),
-                    "classes": list(m["class_names"]),
-                    "iou": {c: (None if iou.get(c) is None else 100.0 * iou[c]) for c in m["class_names"]},
-                    "miou": 100.0 * m["miou"]})  # fmt: skip
-    return out
+    """Run keys, class names, per-class IoU (%) and mIoU (%) of each metrics file (as Table 2)."""
+    from segaug.report.table2 import load_class_runs as load
+
+    return load(paths)
 
 
 def _stats(values: Sequence[float | None]) -> tuple[float, float]:
