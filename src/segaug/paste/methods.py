@@ -14,7 +14,6 @@ open-vocabulary maps cached in ``surfaces_dir`` for the others
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping
 
@@ -63,8 +62,7 @@ def vlm_client(vlm_cfg: Mapping):
     elif cfg.get("provider") == "local":
         from segaug.vlm.providers import LocalQwenProvider
 
-        provider = LocalQwenProvider(cfg["model"], device=os.environ.get("SEGAUG_DEVICE", "auto"),
-                                     max_new_tokens=cfg.get("max_new_tokens", 128))  # fmt: skip
+        provider = LocalQwenProvider(cfg["model"], device="auto", max_new_tokens=cfg.get("max_new_tokens", 128))
     else:
         raise SegaugError(f"vlm.provider: {cfg.get('provider')!r}; use openai (any compatible endpoint) or local")
     cache = ResponseCache(Path(cfg.get("cache_dir", "resources/vlm_cache")))
