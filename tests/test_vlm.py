@@ -447,12 +447,15 @@ def test_api_key_is_sent_as_bearer_and_never_leaks(server, tmp_path, monkeypatch
     server.reply = lambda n, req: replies[n](req)
     cache = ResponseCache(tmp_path / "vlm")
     client = VLMPlacementClient(provider(server, [], api_key_env=KEY_ENV, max_retries=3), cache)
-    props = [propose(client, seed=0), propose(client, seed=1), propose(client, seed=2)]
+    props = [propose(client, seed=0), propose(client, seed=1)]
+    with pytest.raises(SegaugError, match=f"refused the credentials \\(HTTP 401\\).*{KEY_ENV}") as refused:
+        propose(client, seed=2)  # a refused key stops the run: it is not a fallback case
+    assert not isinstance(refused.value, VLMError)
     assert all(r["auth"] == f"Bearer {SECRET}" for r in server.requests) and server.count == 4
     assert props[0].points == [(10, 30)]
     assert props[1].error.startswith("parse error")
-    assert props[2].error.startswith("provider error: HTTP 401")
-    leaks = [repr(p) for p in props] + [f.read_text() for f in tmp_path.rglob("*") if f.is_file()]
+    leaks = [repr(p) for p in props] + [str(refused.value)]
+    leaks += [f.read_text() for f in tmp_path.rglob("*") if f.is_file()]
     leaks += [caplog.text, repr(client.provider)]
     assert all(SECRET not in text for text in leaks)
     assert "Bearer ***" in caplog.text  # the echoed key was redacted, not dropped silently

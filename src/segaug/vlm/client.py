@@ -7,8 +7,9 @@ bodies), a spent :class:`RequestBudget`, an answer that does not parse - it retu
 with ``error`` set and no points instead, and the caller falls back to rule-based placement and
 records the reason. ``error`` always reads ``"<cause>: <details>"`` with cause one of
 ``provider error``, ``budget exhausted``, ``parse error``. Bad inputs and configuration errors
-(an API-key variable that is named but unset, a mask of the wrong size) do raise
-:class:`~segaug.errors.SegaugError`: they would fail every request.
+(an API-key variable that is named but unset, credentials the endpoint refuses with HTTP 401 /
+403, a mask of the wrong size) do raise :class:`~segaug.errors.SegaugError`: they would fail
+every request.
 
 What is cached: the raw text of **every answer the provider returned** (an HTTP 200 with a
 well-formed envelope, or a local generation), *including answers that then fail to parse*. At
@@ -36,9 +37,12 @@ import numpy as np
 from segaug.vlm.cache import ResponseCache, cache_key
 from segaug.vlm.parse import parse_points
 from segaug.vlm.prompt import build_messages, image_digest, prompt_text
+from segaug.errors import SegaugError
 from segaug.vlm.providers import Provider, VLMError
 
 log = logging.getLogger(__name__)
+
+AUTH_STATUSES = (401, 403)  # refused credentials: a configuration error, not a fallback case
 
 
 class BudgetExhausted(VLMError):
@@ -144,6 +148,13 @@ class VLMPlacementClient:
         except BudgetExhausted as e:
             return None, made, str(e)
         except VLMError as e:
+            if e.status in AUTH_STATUSES:  # every request would fail the same way: stop here
+                key = getattr(self.provider, "api_key_env", None)
+                raise SegaugError(
+                    f"the VLM endpoint refused the credentials (HTTP {e.status}) for model "
+                    f"{self.provider.model!r}; check the key in the environment variable "
+                    f"{key or '(none configured: set vlm.api_key_env)'} and vlm.base_url"
+                ) from None
             msg = str(e)
             return None, made, msg if msg.startswith("provider error:") else f"provider error: {msg}"
         return text, made, None
