@@ -9,6 +9,7 @@ that records the delays instead of waiting.
 from __future__ import annotations
 
 import base64
+import secrets
 import io
 import json
 import logging
@@ -40,7 +41,8 @@ from segaug.vlm.providers import VLMError, message_content
 
 W, H = 64, 48
 LEGEND = {"road": (128, 64, 128), "building": (70, 70, 70), "car": (0, 0, 142)}
-SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"
+# a throwaway value made per test run; no key-like string lives in the tree
+SECRET = "test-" + secrets.token_hex(16)
 KEY_ENV = "SEGAUG_TEST_VLM_KEY"
 
 
