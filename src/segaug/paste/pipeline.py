@@ -88,6 +88,47 @@ def _check_options(
         raise SegaugError(f"seed must be a non-negative integer, got {seed!r}")
 
 
+def write_pasted_set(
+    tmp: Path,
+    class_table: ClassTable,
+    new_ids: Sequence[str],
+    manifest: Sequence[str],
+    *,
+    method: str,
+    seed: int,
+    source_images: int,
+    skipped: int,
+    without: int,
+    options: dict,
+    pool_classes: Sequence[int],
+    per_class_pastes,
+    per_class_pixels,
+    **extra,
+) -> dict:
+    """The files every pasted set ends with (any method): classes.json, sets/all.txt,
+    manifest.jsonl (one JSON line per paste) and summary.json; returns the summary."""
+    class_table.save(tmp / "classes.json")
+    write_split(tmp / "sets" / "all.txt", new_ids)
+    write_text(tmp / "manifest.jsonl", "".join(m + "\n" for m in manifest))
+    names = class_table.names
+    summary = {
+        "method": method,
+        "seed": int(seed),
+        "source_images": source_images,
+        "images_written": len(new_ids),
+        "pastes": len(manifest),
+        "skipped_objects": skipped,
+        "images_without_paste": without,
+        "options": options,
+        "pool_classes": [names[c] for c in pool_classes],
+        "per_class_pastes": {names[c]: int(per_class_pastes[c]) for c in pool_classes},
+        "per_class_pasted_pixels": {names[c]: int(per_class_pixels[c]) for c in pool_classes},
+        **extra,
+    }
+    write_json(tmp / "summary.json", summary)
+    return summary
+
+
 def _reason_counts(manifest_lines: Sequence[str]) -> dict[str, int]:
     """How many pastes were accepted for each kind of reason ("random", "surface", "vlm",
     "fallback (vlm: ...)"): the part of the reason before its first colon."""
@@ -224,34 +265,23 @@ def paste_dataset(
                         "feather_px": feather_px if blend == "feather" else 0,
                         "reason": pl.reason, "pixels": px,
                     }, sort_keys=True))  # fmt: skip
-        class_table.save(tmp / "classes.json")
-        write_split(tmp / "sets" / "all.txt", new_ids)
-        write_text(tmp / "manifest.jsonl", "".join(m + "\n" for m in manifest))
-        names = class_table.names
-        summary = {
-            "method": placer.name,
-            "seed": int(seed),
-            "source_images": len(pairs),
-            "images_written": len(new_ids),
-            "pastes": len(manifest),
-            "skipped_objects": skipped,
-            "images_without_paste": without,
-            "options": {
-                "copies_per_image": copies_per_image,
-                "objects_per_image": list(objects_per_image),
-                "scale_range": list(scale_range),
-                "flip_prob": flip_prob,
-                "blend": blend,
-                "feather_px": feather_px,
-            },
-            "pool_classes": [names[c] for c in sampler.classes],
-            "per_class_pastes": {names[c]: int(pastes_per_class[c]) for c in sampler.classes},
-            "per_class_pasted_pixels": {names[c]: int(pasted_pixels[c]) for c in sampler.classes},
-            "reasons": _reason_counts(manifest),
+        options = {
+            "copies_per_image": copies_per_image,
+            "objects_per_image": list(objects_per_image),
+            "scale_range": list(scale_range),
+            "flip_prob": flip_prob,
+            "blend": blend,
+            "feather_px": feather_px,
         }
+        extra = {"reasons": _reason_counts(manifest)}
         if getattr(placer, "stats", None):
-            summary["placer_stats"] = placer.stats
-        write_json(tmp / "summary.json", summary)
+            extra["placer_stats"] = placer.stats
+        summary = write_pasted_set(
+            tmp, class_table, new_ids, manifest, method=placer.name, seed=seed,
+            source_images=len(pairs), skipped=skipped, without=without, options=options,
+            pool_classes=sampler.classes, per_class_pastes=pastes_per_class,
+            per_class_pixels=pasted_pixels, **extra,
+        )  # fmt: skip
     if without:
         log.warning(
             "%d of %d images got no paste (placer skipped every object)", without, len(new_ids)

@@ -58,10 +58,9 @@ from segaug.data.canonical import (
     samples,
     write_image,
     write_label,
-    write_split,
 )
 from segaug.errors import SegaugError
-from segaug.io import atomic_path, write_json, write_text
+from segaug.io import atomic_path
 from segaug.paste.blend import (
     BLEND_MODES,
     POISSON_RING,
@@ -71,7 +70,7 @@ from segaug.paste.blend import (
     tight_box,
 )
 from segaug.paste.compose import transform_object
-from segaug.paste.pipeline import BalancedObjectSampler
+from segaug.paste.pipeline import BalancedObjectSampler, write_pasted_set
 from segaug.pool import PoolObject
 
 log = logging.getLogger("segaug.paste.sigtor")
@@ -774,29 +773,19 @@ def sigtor_dataset(
                             "crop": r.pop("object_id"), **r,
                             "feather_px": feather_px if r["blend"] == "feather" else 0}  # fmt: skip
                     manifest.append(json.dumps(line, sort_keys=True))
-        class_table.save(tmp / "classes.json")
-        write_split(tmp / "sets" / "all.txt", new_ids)
-        write_text(tmp / "manifest.jsonl", "".join(m + "\n" for m in manifest))
-        summary = {
-            "method": "sigtor",
-            "seed": int(seed),
-            "source_images": len(pairs),
-            "images_written": len(new_ids),
-            "pastes": len(manifest),
-            "skipped_objects": skipped,
-            "images_without_paste": without,
-            "options": {
-                "copies_per_image": copies_per_image,
-                "objects_per_image": list(objects_per_image),
-                "with_companions": with_companions,
-                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()
-                   if k != "protect_classes"},
-            },  # fmt: skip
-            "pool_classes": [names[c] for c in sampler.classes],
-            "per_class_pastes": {names[c]: per_class[c][0] for c in sampler.classes},
-            "per_class_pasted_pixels": {names[c]: per_class[c][1] for c in sampler.classes},
-        }
-        write_json(tmp / "summary.json", summary)
+        options = {
+            "copies_per_image": copies_per_image,
+            "objects_per_image": list(objects_per_image),
+            "with_companions": with_companions,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()
+               if k != "protect_classes"},
+        }  # fmt: skip
+        summary = write_pasted_set(
+            tmp, class_table, new_ids, manifest, method="sigtor", seed=seed,
+            source_images=len(pairs), skipped=skipped, without=without, options=options,
+            pool_classes=sampler.classes, per_class_pastes={c: v[0] for c, v in per_class.items()},
+            per_class_pixels={c: v[1] for c, v in per_class.items()},
+        )  # fmt: skip
     if without:
         log.warning(
             "%d of %d images got no paste (no room or nothing drawn)", without, len(new_ids)
