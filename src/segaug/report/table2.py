@@ -31,8 +31,7 @@ from pathlib import Path
 
 from segaug.data.classnames import VOC_CLASSES
 from segaug.errors import SegaugError
-from segaug.io import read_json
-from segaug.report.tables import RUN_KEYS, _mean_std
+from segaug.report.tables import RUN_KEYS, _mean_std, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +55,7 @@ def load_class_runs(paths: Iterable[str | Path]) -> list[dict]:
     """One record per metrics.json: its run keys, class names, per-class IoU (%) and mIoU (%)."""
     runs = []
     for p in paths:
-        m = read_json(p)
-        run = m.get("run") or {}
-        missing = [k for k in RUN_KEYS if k not in run]
-        if missing:
-            raise SegaugError(f"{p}: metrics file lacks run keys {missing}; re-run evaluation")
+        m, run = read_metrics(p)
         if "iou" not in m or "class_names" not in m:
             raise SegaugError(f"{p}: metrics file has no per-class IoU ('iou', 'class_names'); re-run evaluation")
         iou = m["iou"]

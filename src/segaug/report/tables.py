@@ -39,15 +39,21 @@ def paper_miou(model: str, split: str, role: str) -> float | None:
     return row[PAPER_SPLITS.index(split)]
 
 
+def read_metrics(path: str | Path) -> tuple[dict, dict]:
+    """A metrics.json and its ``run`` dict; a file without every run key is a clear error."""
+    m = read_json(path)
+    run = m.get("run") or {}
+    missing = [k for k in RUN_KEYS if k not in run]
+    if missing:
+        raise SegaugError(f"{path}: metrics file lacks run keys {missing}; re-run evaluation")
+    return m, run
+
+
 def load_runs(paths: Iterable[str | Path]) -> list[dict]:
     """One flat record per metrics file: the run keys plus mIoU and pixel accuracy (%)."""
     runs = []
     for p in paths:
-        m = read_json(p)
-        run = m.get("run") or {}
-        missing = [k for k in RUN_KEYS if k not in run]
-        if missing:
-            raise SegaugError(f"{p}: metrics file lacks run keys {missing}; re-run evaluation")
+        m, run = read_metrics(p)
         runs.append(
             {**{k: run[k] for k in RUN_KEYS},
              "miou": 100.0 * m["miou"], "pixel_acc": 100.0 * m["pixel_acc"], "path": str(p)}
