@@ -5,11 +5,10 @@ evaluate and an exact resume."""
 import csv
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
 
-from segaug.data.canonical import ClassTable, samples, write_image, write_label
+from segaug.data.canonical import ClassTable, samples
 from segaug.errors import SegaugError
 from segaug.train.mask2former import Mask2FormerSeg, pretrained_ids, semantic_to_masks
 from segaug.train.models import create_model, has_own_loss, pad_multiple, predict_whole
@@ -149,23 +148,7 @@ def test_new_train_keys_validated_and_fingerprint_compatible():
 # ---------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    """8 + 2 images 64x64: a red rectangle (class 1) on blue (class 0), an ignored border row."""
-    root = tmp_path_factory.mktemp("m2f_shapes")
-    rng = np.random.default_rng(0)
-    for i in range(10):
-        lab = np.zeros((64, 64), np.uint8)
-        y, x = rng.integers(0, 32, 2)
-        h, w = rng.integers(16, 32, 2)
-        lab[y : y + h, x : x + w] = 1
-        lab[:2, :] = 255
-        img = np.where(lab[..., None] == 1, [200, 40, 40], [40, 60, 180]).astype(float)
-        img += rng.normal(0, 20, img.shape)
-        write_image(root / "images" / f"im{i}.png", np.clip(img, 0, 255).astype(np.uint8))
-        write_label(root / "labels" / f"im{i}.png", lab)
-    ClassTable(("bg", "fg"), ((0, 0, 255), (255, 0, 0))).save(root / "classes.json")
-    return root
+from test_train import shapes  # noqa: E402,F401  (the same 64x64 rectangles dataset)
 
 
 # the MMSeg Mask2Former recipe keys (lr raised for a few steps)
@@ -198,7 +181,7 @@ class GradNorms(L.Callback):
             )
 
 
-def test_train_evaluate_and_resume(shapes, tmp_path):
+def test_train_evaluate_and_resume(shapes, tmp_path):  # noqa: F811  (pytest fixture)
     from segaug.train.evaluate import evaluate
     from segaug.train.loop import train
     from segaug.train.module import poly_lr

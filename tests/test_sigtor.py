@@ -40,15 +40,7 @@ TABLE = ClassTable(
 )
 
 
-def ellipse_rgba(h=15, w=21, seed=0) -> np.ndarray:
-    """An ellipse object with random colours, RGB 0 off the mask (as the pool stores it)."""
-    yy, xx = np.mgrid[:h, :w]
-    m = ((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2 <= 1
-    rgba = np.zeros((h, w, 4), np.uint8)
-    rgba[..., :3] = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    rgba[~m, :3] = 0
-    rgba[..., 3] = m * 255
-    return rgba
+from test_paste import disc_rgba as ellipse_rgba  # noqa: E402  (the pool-style ellipse object)
 
 
 def noise_image(H=60, W=80, seed=1) -> np.ndarray:
