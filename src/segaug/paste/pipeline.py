@@ -65,9 +65,10 @@ class BalancedObjectSampler:
         return objs[int(rng.integers(len(objs)))]
 
 
-def _check_options(
+def check_options(
     copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
 ):
+    """The options every paste method shares; each bad one is a SegaugError naming it."""
     lo, hi = objects_per_image
     if not 0 <= lo <= hi:
         raise SegaugError(
@@ -86,6 +87,17 @@ def _check_options(
         raise SegaugError(f"feather_px must be >= 0, got {feather_px}")
     if int(seed) != seed or seed < 0:
         raise SegaugError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def check_pool(pool_objects: Sequence[PoolObject], class_table: ClassTable, dataset_root) -> None:
+    """Every pool object's class must be the same class in the target dataset's table."""
+    nc = class_table.num_classes
+    for o in pool_objects:
+        if o.class_index >= nc or class_table.names[o.class_index] != o.class_name:
+            raise SegaugError(
+                f"pool object {o.crop}: class {o.class_index} {o.class_name!r} does not match "
+                f"the class table of {dataset_root}; rebuild the pool from this dataset"
+            )
 
 
 def write_pasted_set(
@@ -208,19 +220,14 @@ def paste_dataset(
     flip, blend, feather_px, reason, pixels (label pixels the paste set, clipped; a later
     paste in the same image may cover some). Returns the summary.json dict.
     """
-    _check_options(
+    check_options(
         copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
     )
     dataset_root, out_dir = Path(dataset_root), Path(out_dir)
     if class_table is None:
         class_table = ClassTable.load(dataset_root / "classes.json")
     nc = class_table.num_classes
-    for o in pool_objects:
-        if o.class_index >= nc or class_table.names[o.class_index] != o.class_name:
-            raise SegaugError(
-                f"pool object {o.crop}: class {o.class_index} {o.class_name!r} does not match "
-                f"the class table of {dataset_root}; rebuild the pool from this dataset"
-            )
+    check_pool(pool_objects, class_table, dataset_root)
     sampler = BalancedObjectSampler(pool_objects)
     pairs = samples(dataset_root, ids)
     log.info(

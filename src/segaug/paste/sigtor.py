@@ -70,7 +70,7 @@ from segaug.paste.blend import (
     tight_box,
 )
 from segaug.paste.compose import transform_object
-from segaug.paste.pipeline import BalancedObjectSampler, write_pasted_set
+from segaug.paste.pipeline import BalancedObjectSampler, check_options, check_pool, write_pasted_set
 from segaug.pool import PoolObject
 
 log = logging.getLogger("segaug.paste.sigtor")
@@ -639,40 +639,15 @@ def _finish_records(records: list[dict], owner: np.ndarray) -> int:
 
 def _check_options(objects_per_image, copies_per_image, blend, feather_px, seed, scale_range,
                    flip_prob, jitter, blur_prob, margin, min_area, open_px):  # fmt: skip
-    lo, hi = objects_per_image
-    if not 0 <= lo <= hi:
-        raise SegaugError(
-            f"objects_per_image must be (min, max) with 0 <= min <= max, got {objects_per_image}"
-        )
-    if copies_per_image < 1:
-        raise SegaugError(f"copies_per_image must be at least 1, got {copies_per_image}")
-    if blend not in BLEND_MODES:
-        raise SegaugError(f"unknown blend {blend!r}; known: {', '.join(BLEND_MODES)}")
-    if feather_px < 0:
-        raise SegaugError(f"feather_px must be >= 0, got {feather_px}")
-    if int(seed) != seed or seed < 0:
-        raise SegaugError(f"seed must be a non-negative integer, got {seed!r}")
-    if not 0 < scale_range[0] <= scale_range[1]:
-        raise SegaugError(f"scale_range must be (min, max) with 0 < min <= max, got {scale_range}")
-    for name, p in (("flip_prob", flip_prob), ("blur_prob", blur_prob)):
-        if not 0.0 <= p <= 1.0:
-            raise SegaugError(f"{name} must be in [0, 1], got {p}")
+    check_options(copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed)
+    if not 0.0 <= blur_prob <= 1.0:
+        raise SegaugError(f"blur_prob must be in [0, 1], got {blur_prob}")
     if not 0.0 <= jitter < 1.0:
         raise SegaugError(f"jitter must be in [0, 1), got {jitter}")
     if margin < 0 or min_area < 0 or open_px < 0:
         raise SegaugError(
             f"margin, min_area and open_px must be >= 0, got {margin}, {min_area}, {open_px}"
         )
-
-
-def _check_pool(pool_objects, class_table: ClassTable, dataset_root) -> None:
-    nc = class_table.num_classes
-    for o in pool_objects:
-        if o.class_index >= nc or class_table.names[o.class_index] != o.class_name:
-            raise SegaugError(
-                f"pool object {o.crop}: class {o.class_index} {o.class_name!r} does not match "
-                f"the class table of {dataset_root}; rebuild the pool from this dataset"
-            )
 
 
 def _draw_objects(rng, sampler, lines, objects_per_image) -> list[PoolObject]:
@@ -732,7 +707,7 @@ def sigtor_dataset(
     dataset_root, out_dir = Path(dataset_root), Path(out_dir)
     if class_table is None:
         class_table = ClassTable.load(dataset_root / "classes.json")
-    _check_pool(pool_objects, class_table, dataset_root)
+    check_pool(pool_objects, class_table, dataset_root)
     sampler = BalancedObjectSampler(pool_objects)
     lines = annotation_lines(pool_objects, iou_thr, ios_thr) if with_companions else None
     pairs = samples(dataset_root, ids)
