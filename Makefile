@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --configfile config/demo.yaml
 
 test: setup
 	$(VENV)/bin/pytest -q

@@ -14,10 +14,14 @@ from snakemake.exceptions import WorkflowError
 
 SRC = Path(workflow.basedir) / "src"
 SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
-# class names of the built-in datasets, to check config class names before any job runs
-# (segaug.data.classnames imports nothing, so the Snakemake process needs no numpy)
+# The datasets' class tables are read when the workflow starts, so config keys naming classes
+# are checked before any job runs (these modules use the standard library only: the Snakemake
+# process needs no numpy).
 sys.path.insert(0, str(SRC))
-from segaug.data.classnames import BUILTIN as BUILTIN_CLASSES
+from segaug.data.sources import dataset_fingerprint
+from segaug.workflow.checks import class_problems, class_tables
+
+CLASS_TABLES = {}  # dataset -> {names, palette, ignore_index, source}, filled by validate_config
 
 # Every job, local or on a cluster node, imports the library from src/ (no install needed).
 # Bash strict mode is kept (a custom prefix replaces Snakemake's default one).
@@ -62,14 +66,9 @@ def validate_config(cfg):
                     problems.append(f"key 'table1.{key}': unknown {key[:-1]} '{v}'")
         if t1["loss"] not in cfg["losses"]:
             problems.append(f"key 'table1.loss': unknown loss '{t1['loss']}'")
-        for name in cfg["pool"].get("classes") or []:
-            for ds, d in cfg["datasets"].items():
-                known = BUILTIN_CLASSES.get(d["kind"])
-                if known and name not in known:
-                    problems.append(
-                        f"key 'pool.classes': unknown class '{name}' for dataset '{ds}' "
-                        f"(known: {', '.join(known)})"
-                    )
+        tables, found = class_tables(cfg)
+        problems += found + class_problems(cfg, tables)
+        CLASS_TABLES.update(tables)
         problems += trainset_problems(cfg, "table1.d_final", [t1["d_final"]])
         problems += generative_problems(cfg)
         problems += context_problems(cfg)
@@ -303,6 +302,8 @@ def split_source(wildcards, part):
 def split_inputs(wildcards):
     check_split(wildcards)
     inputs = {"dataset": dataset_dir(wildcards.dataset)}
+    if dataset_cfg(wildcards.dataset)["kind"] == "canonical":
+        inputs["verified"] = dataset_ready(wildcards.dataset)
     for part in ("train", "val"):
         kind, _, ref = config["splits"][wildcards.split][part].partition(":")
         if kind == "list":
@@ -330,15 +331,17 @@ def prepare_inputs(wildcards):
     return {}
 
 
-def prepare_args(wildcards, input):
+def prepare_args(wildcards, input, threads):
     d = dataset_cfg(wildcards.dataset)
     if d["kind"] == "voc":
-        src = (
-            f"--voc-root {shlex.quote(d['path'])}"
-            if d.get("path")
-            else f"--voc-tar {input.tar}"
-        )
-        return f"--kind voc --year {d['year']} {src}"
+        table = {k: CLASS_TABLES[wildcards.dataset][k] for k in ("names", "palette")}
+        args = f"--kind voc --classes-json {jarg(table)} --threads {threads}"
+        args += f" --year {d['year']}" if d.get("year") else ""
+        if d.get("ignore_color"):
+            args += " --ignore-color " + " ".join(map(str, d["ignore_color"]))
+        if d.get("path"):
+            return f"{args} --voc-root {shlex.quote(d['path'])}"
+        return f"{args} --voc-tar {input.tar}"
     if d["kind"] == "demo":
         keys = ("num_train", "num_val", "width", "height", "seed")
         return "--kind demo " + " ".join(
@@ -353,6 +356,20 @@ def prepare_args(wildcards, input):
     raise WorkflowError(
         f"dataset '{wildcards.dataset}': kind {d['kind']} is used in place"
     )
+
+
+def source_fingerprint(wildcards):
+    """Size + mtime of every source file: a changed source makes Snakemake plan the
+    conversion (or the in-place check) again ("params changed")."""
+    return dataset_fingerprint(dataset_cfg(wildcards.dataset))
+
+
+def dataset_ready(dataset):
+    """What proves a dataset usable: the converted dataset, or for a canonical dataset used
+    in place, its verification record."""
+    if dataset_cfg(dataset)["kind"] == "canonical":
+        return f"{OUT}/{dataset}/verified.json"
+    return dataset_dir(dataset)
 
 
 def pool_args():

@@ -44,11 +44,33 @@ rule prepare_dataset:
         f"{OUT}/benchmarks/prepare_dataset/{{dataset}}.tsv"
     conda:
         "../envs/data.yaml"
+    threads: 1
     params:
         script=script("prepare_dataset.py"),
         args=prepare_args,
+        source=source_fingerprint,
     shell:
         "python {params.script} {params.args} --out {output} 2> {log}"
+
+
+rule verify_dataset:
+    """A canonical dataset used in place: every file checked once; the record gates its splits."""
+    output:
+        f"{OUT}/{{dataset}}/verified.json",
+    log:
+        f"{OUT}/logs/verify_dataset/{{dataset}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/verify_dataset/{{dataset}}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    params:
+        script=script("prepare_dataset.py"),
+        root=lambda w: shlex.quote(dataset_dir(w.dataset)),
+        source=source_fingerprint,
+    shell:
+        "python {params.script} --kind canonical --root {params.root} --threads {threads}"
+        " --out {output} 2> {log}"
 
 
 rule make_split:

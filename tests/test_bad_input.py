@@ -32,6 +32,8 @@ def config_for(tmp_path, data_root):
     cfg["splits"] = {"s": {"dataset": "mine", "train": "set:train", "val": "set:val"}}
     cfg["pool"]["classes"] = ["car"]
     cfg["pool"]["min_area"] = 4
+    cfg["context"]["surfaces"]["names"] = ["road"]  # this dataset has no water and no boats
+    cfg["context"]["rules"] = {"car": cfg["context"]["rules"]["car"]}
     cfg["table1"]["splits"] = ["s"]
     cfg["ablations"]["split"] = "s"
     cfg["thesis"]["split"] = "s"
@@ -61,7 +63,8 @@ def size_mismatch(root, ids):
 
 
 @pytest.mark.parametrize("breaker", [corrupt_image, label_out_of_table, size_mismatch])
-def test_bad_file_fails_the_pool_with_one_clear_line(tmp_path, breaker):
+def test_bad_file_stops_the_workflow_at_verification_with_one_clear_line(tmp_path, breaker):
+    """A canonical dataset is checked once, before its splits exist: the pool is never started."""
     data = tmp_path / "data"
     ids = make_dataset(data)
     fname, message = breaker(data, ids)
@@ -69,12 +72,12 @@ def test_bad_file_fails_the_pool_with_one_clear_line(tmp_path, breaker):
     pool = "results/demo/mine/s/pool"
     p = run_snakemake(pool, "--cores", "1", "--configfile", str(cfg), cwd=tmp_path, check=False)
     assert p.returncode != 0
-    log = (tmp_path / "results/demo/logs/pool/mine/s.log").read_text()
+    log = (tmp_path / "results/demo/logs/verify_dataset/mine.log").read_text()
     errors = [line for line in log.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fname in errors[0] and message in errors[0], log
     assert "Traceback" not in log
-    assert not (tmp_path / pool).exists()
-    assert not list((tmp_path / "results/demo/mine/s").glob(".pool*"))  # no temp left behind
+    assert not (tmp_path / pool).exists() and not (tmp_path / "results/demo/mine/verified.json").exists()
+    assert not list((tmp_path / "results/demo/mine").glob(".verified*"))  # no temp left behind
 
 
 def test_empty_split_is_a_clear_error(tmp_path):
@@ -85,7 +88,7 @@ def test_empty_split_is_a_clear_error(tmp_path):
     target = "results/demo/mine/s/splits/train.txt"
     p = run_snakemake(target, "--cores", "1", "--configfile", str(cfg), cwd=tmp_path, check=False)
     assert p.returncode != 0
-    log = (tmp_path / "results/demo/logs/make_split/mine/s.log").read_text()
+    log = (tmp_path / "results/demo/logs/verify_dataset/mine.log").read_text()
     assert "train.txt: split list is empty" in log
     assert not (tmp_path / target).exists()
 
@@ -138,6 +141,7 @@ def test_bad_generative_config_is_one_clear_error(tmp_path, edit, message):
 
 
 def test_unknown_class_to_exclude_from_balancing(tmp_path):
+    """Checked against the dataset's own class table when the workflow starts, not in a job."""
     data = tmp_path / "data"
     make_dataset(data)
     cfg = yaml.safe_load(config_for(tmp_path, data).read_text())
@@ -147,5 +151,5 @@ def test_unknown_class_to_exclude_from_balancing(tmp_path):
     target = "results/demo/mine/s/gen/plans/balance-auto.json"
     p = run_snakemake(target, "--cores", "1", "--configfile", str(path), cwd=tmp_path, check=False)
     assert p.returncode != 0
-    log = (tmp_path / "results/demo/logs/plan/mine/s/balance-auto.log").read_text()
-    assert "unknown class 'background'" in log and "generative.balance_exclude" in log
+    assert "generative.balance_exclude[0]: unknown class 'background'; known: grass, road, car" in p.stdout + p.stderr
+    assert not (tmp_path / "results").exists()

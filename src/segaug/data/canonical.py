@@ -20,6 +20,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from segaug.data.class_tables import voc_palette  # noqa: F401  (re-exported)
+from segaug.data.classnames import VOC_CLASSES
+from segaug.data.sources import id_problem
 from segaug.errors import SegaugError
 from segaug.io import atomic_path, write_json
 
@@ -99,28 +102,6 @@ class ClassTable:
         lut = np.full((256, 3), 255, dtype=np.uint8)
         lut[: self.num_classes] = np.asarray(self.palette, dtype=np.uint8)
         return lut[label]
-
-
-def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
-    """The PASCAL VOC colour map (bit-interleaved), as used by the VOC devkit."""
-    out = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        out.append((r, g, b))
-    return out
-
-
-VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-    "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
 
 
 def voc_class_table() -> ClassTable:
@@ -205,6 +186,9 @@ def read_split(path: str | Path) -> list[str]:
     ids = [line.strip().split()[0] for line in path.read_text().splitlines() if line.strip()]
     if not ids:
         raise SegaugError(f"{path}: split list is empty; it must name at least one image id")
+    bad = [why for why in map(id_problem, ids) if why]
+    if bad:
+        raise SegaugError(f"{path}: {len(bad)} ids are not plain image names, e.g. {bad[0]}; list ids, not paths")
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         dup = sorted({i for i in ids if i in seen or seen.add(i)})[:5]

@@ -1,111 +1,126 @@
-"""PASCAL VOC (2007, 2012) to the canonical layout.
+"""VOC-layout datasets (PASCAL VOC 2007 / 2012, and exports such as CVAT's) to the canonical layout.
 
 VOC's ``SegmentationClass`` PNGs are palette images whose indices are the class indices
 (0 = background, 1..20 the classes, 255 = the "void" border): they become single-channel
-index labels unchanged. JPEGs are copied byte for byte. The official segmentation lists
+index labels unchanged. Colour-coded (RGB) masks, as CVAT / Datumaro export them with a
+``labelmap.txt``, are converted through the class table's palette (VOC's void colour
+224,224,192 is ignore). Images are copied byte for byte. PASCAL VOC's segmentation lists
 (``ImageSets/Segmentation/{train,val}.txt``: VOC2007 209 / 213, VOC2012 1464 / 1449) become
-``sets/train.txt`` and ``sets/val.txt``.
+``sets/train.txt`` and ``sets/val.txt``; another export's lists (CVAT: ``default.txt``) keep
+their names.
+
+Every file is checked once, here (:mod:`segaug.data.verify`), and all problems of the dataset
+are reported together; nothing is written unless every file is good.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+import numpy as np
 
-from segaug.data.canonical import check_label_values, read_label, voc_class_table, write_label, write_split
+from segaug.data.canonical import ClassTable, voc_class_table, write_label, write_split
+from segaug.data.class_tables import VOC_VOID_COLOUR, find_voc_dir
+from segaug.data.sources import image_names, list_ids, manifest, voc_list_files, voc_source_files
+from segaug.data.verify import ColourMap, Pair, Problems, check_ids, check_pairs, inside
 from segaug.errors import SegaugError
-from segaug.io import atomic_path
+from segaug.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 SETS = ("train", "val")
 YEARS = ("2007", "2012")
 
 
-def _is_year_dir(d: Path) -> bool:
-    return (d / "ImageSets" / "Segmentation").is_dir() and (d / "JPEGImages").is_dir()
-
-
-def find_voc_year_dir(root: str | Path, year: str | int) -> Path:
+def find_voc_year_dir(root: str | Path, year: str | int | None) -> Path:
     """The ``VOC{year}`` directory of a devkit: ``root`` may be that directory itself, a
-    directory holding ``VOC{year}`` (i.e. ``VOCdevkit``), or one holding ``VOCdevkit/VOC{year}``."""
-    root, year = Path(root), str(year)
-    candidates = [root, root / f"VOC{year}", root / "VOCdevkit" / f"VOC{year}"]
-    for c in candidates:
-        if _is_year_dir(c):
-            return c
-    if not root.exists():
-        raise SegaugError(f"{root}: VOC devkit directory not found; check the dataset path in config")
-    raise SegaugError(
-        f"{root}: no VOC{year} devkit found; looked for ImageSets/Segmentation/ and JPEGImages/ in "
-        + ", ".join(str(c) for c in candidates)
-        + f"; point the path at the extracted VOCtrainval tarball (the dir holding VOCdevkit/VOC{year})"
-    )
+    directory holding ``VOC{year}`` (i.e. ``VOCdevkit``), or one holding ``VOCdevkit/VOC{year}``.
+    Without a year: the folder of a VOC-layout export (the one holding ``JPEGImages/``)."""
+    return find_voc_dir(root, None if year is None else str(year))
 
 
-def official_sets(voc_year_dir: str | Path) -> dict[str, list[str]]:
-    """The official segmentation lists {"train": [...], "val": [...]}, in file order
-    (VOC2007: 209 train / 213 val; VOC2012: 1464 / 1449)."""
+def official_sets(voc_year_dir: str | Path, pascal: bool = True) -> dict[str, list[str]]:
+    """The id lists {"train": [...], "val": [...]} in file order (VOC2007: 209 train / 213 val;
+    VOC2012: 1464 / 1449); with ``pascal=False`` every list of ``ImageSets/Segmentation``.
+    Ids are returned as listed: :func:`convert_voc` checks them."""
     out = {}
-    for name in SETS:
-        p = Path(voc_year_dir) / "ImageSets" / "Segmentation" / f"{name}.txt"
+    files = voc_list_files(Path(voc_year_dir), pascal)
+    if not files:
+        raise SegaugError(
+            f"{Path(voc_year_dir) / 'ImageSets' / 'Segmentation'}: no id list (*.txt); "
+            "a VOC-layout dataset lists its images there"
+        )
+    for name, p in files.items():
         if not p.is_file():
             raise SegaugError(f"{p}: official split list missing from the VOC devkit; re-extract it")
-        ids = [line.split()[0] for line in p.read_text().splitlines() if line.strip()]
+        ids = list_ids(p)
         if not ids:
-            raise SegaugError(f"{p}: official split list is empty; re-extract the VOC devkit")
-        out[name] = list(dict.fromkeys(ids))
+            raise SegaugError(f"{p}: split list is empty; it must name at least one image id")
+        out[name] = ids
     return out
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as im:
-            im.verify()
-            return im.size
-    except FileNotFoundError:
-        raise SegaugError(f"{path}: image missing from the VOC devkit; re-extract it") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise SegaugError(f"{path}: cannot read image ({e}); re-extract or replace it") from None
+def convert_voc(
+    voc_year_dir: str | Path,
+    out_root: str | Path,
+    ids: Sequence[str] | None = None,
+    table: ClassTable | None = None,
+    pascal: bool = True,
+    workers: int = 1,
+    ignore_colour=VOC_VOID_COLOUR,
+) -> dict:
+    """Write the canonical dataset for ``ids`` (default: every listed id) to ``out_root``.
 
-
-def convert_voc(voc_year_dir: str | Path, out_root: str | Path, ids: Sequence[str] | None = None) -> dict:
-    """Write the canonical dataset for ``ids`` (default: official train + val) to ``out_root``.
-
-    Built in a temporary directory renamed onto ``out_root`` at the end. Every label is checked:
-    values 0..20 or 255, and the same size as its image (else a clear error naming both).
-    ``sets/train.txt`` and ``sets/val.txt`` are the official lists restricted to ``ids`` (a list
-    left empty by the restriction is not written). Returns a summary.
+    ``table`` is the dataset's class table (default: PASCAL VOC's 21 classes); ``pascal``
+    selects PASCAL VOC's train/val lists rather than every list of the export. Every list id
+    must be a plain name; every image must decode completely; every label must be class
+    indices of the table (or 255), or colours of its palette (or ``ignore_colour``), and the
+    size of its image. All problems are reported together in one SegaugError and nothing is
+    written; otherwise the dataset is built in a temporary directory renamed onto ``out_root``,
+    with ``source.json`` listing the source files read (path, size, mtime). ``workers``
+    threads decode in parallel. Returns a summary.
     """
-    voc_year_dir = Path(voc_year_dir)
-    sets = official_sets(voc_year_dir)
+    voc_dir = Path(voc_year_dir)
+    table = table or voc_class_table()
+    problems = Problems(f"VOC-layout dataset {voc_dir}")
+    sets = {}
+    for name, raw in official_sets(voc_dir, pascal).items():
+        good, found = check_ids(raw, voc_list_files(voc_dir, pascal)[name])
+        problems.extend(found)
+        sets[name] = good
     if ids is None:
-        ids = list(dict.fromkeys(sets["train"] + sets["val"]))
+        ids = list(dict.fromkeys(i for lst in sets.values() for i in lst))
     else:
-        ids = list(dict.fromkeys(ids))
-        if not ids:
+        ids, found = check_ids(list(ids), "convert_voc ids")
+        problems.extend(found)
+        if not ids and not found:
             raise SegaugError("convert_voc: no image ids to convert")
-    table = voc_class_table()
+    images = image_names(voc_dir / "JPEGImages")
+    pairs = []
+    for i in ids:
+        label = voc_dir / "SegmentationClass" / f"{i}.png"
+        image = voc_dir / "JPEGImages" / images.get(i, f"{i}.jpg")
+        outside = [p for p in (image, label) if (p.exists() or p.is_symlink()) and not inside(voc_dir, p)]
+        if outside:
+            problems.extend(f"{p}: resolves outside the dataset ({os.path.realpath(p)}); copy it in" for p in outside)
+        elif i not in images:
+            problems.add(f"{image}: image missing (no {i}.jpg/.jpeg/.png in JPEGImages)")
+        else:
+            pairs.append(Pair(i, image, label))
+    colours = ColourMap(table.palette, ignore_colour)
     with atomic_path(out_root) as root:
         (root / "images").mkdir(parents=True)
         (root / "labels").mkdir()
-        for image_id in tqdm(ids, desc="VOC -> canonical", unit="img", mininterval=5):
-            src_img = voc_year_dir / "JPEGImages" / f"{image_id}.jpg"
-            src_lab = voc_year_dir / "SegmentationClass" / f"{image_id}.png"
-            size = _image_size(src_img)
-            label = read_label(src_lab)
-            check_label_values(label, table.num_classes, src_lab)
-            if size != (label.shape[1], label.shape[0]):
-                raise SegaugError(
-                    f"{src_lab}: label size {label.shape[1]}x{label.shape[0]} does not match "
-                    f"image {src_img} size {size[0]}x{size[1]}; re-extract the VOC devkit"
-                )
-            shutil.copyfile(src_img, root / "images" / f"{image_id}.jpg")
-            write_label(root / "labels" / f"{image_id}.png", label)
+
+        def write(pair: Pair, label: np.ndarray) -> None:
+            shutil.copyfile(pair.image, root / "images" / f"{pair.id}{pair.image.suffix.lower()}")
+            write_label(root / "labels" / f"{pair.id}.png", np.ascontiguousarray(label, dtype=np.uint8))
+
+        check_pairs(pairs, table.num_classes, colours, problems, on_good=write, workers=workers)
+        problems.raise_if_any()
         table.save(root / "classes.json")
         chosen = set(ids)
         written = {}
@@ -114,8 +129,9 @@ def convert_voc(voc_year_dir: str | Path, out_root: str | Path, ids: Sequence[st
             if kept:
                 write_split(root / "sets" / f"{name}.txt", kept)
             else:
-                log.warning("official %s list shares no id with the converted ids: not written", name)
+                log.warning("list %s shares no id with the converted ids: not written", name)
             written[name] = len(kept)
+        write_json(root / "source.json", {"root": str(voc_dir), "files": manifest(voc_dir, voc_source_files(voc_dir, pascal))})
     summary = {"images": len(ids), "sets": written}
     log.info("converted %s -> %s: %s", voc_year_dir, out_root, summary)
     return summary
