@@ -28,6 +28,7 @@ test: setup
 	$(VENV)/bin/pytest -q
 
 bench: setup
+	$(PY) benchmarks/bench_convert.py
 	$(PY) benchmarks/bench_paste.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_dryrun.py

@@ -21,7 +21,8 @@ sys.path.insert(0, str(SRC))
 from segaug.data.sources import dataset_fingerprint
 from segaug.workflow.checks import class_problems, class_tables
 
-CLASS_TABLES = {}  # dataset -> {names, palette, ignore_index, source}, filled by validate_config
+# dataset -> {names, palette, ignore_index, source}, filled by validate_config
+CLASS_TABLES = {}
 
 # Every job, local or on a cluster node, imports the library from src/ (no install needed).
 # Bash strict mode is kept (a custom prefix replaces Snakemake's default one).
