@@ -8,8 +8,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import jsonschema
-import yaml
 from snakemake.exceptions import WorkflowError
 
 SRC = Path(workflow.basedir) / "src"
@@ -19,10 +17,7 @@ SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 # process needs no numpy).
 sys.path.insert(0, str(SRC))
 from segaug.data.sources import dataset_fingerprint
-from segaug.workflow.checks import class_problems, class_tables
-
-# dataset -> {names, palette, ignore_index, source}, filled by validate_config
-CLASS_TABLES = {}
+from segaug.workflow.config import expand_variants, table7_variant, validate_config
 
 # Every job, local or on a cluster node, imports the library from src/ (no install needed).
 # Bash strict mode is kept (a custom prefix replaces Snakemake's default one).
@@ -34,174 +29,19 @@ shell.prefix(
 
 
 # ------------------------------------------------------------------ validation
-def _format_error(err):
-    where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-    if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        allowed = ", ".join(sorted(err.schema.get("properties", {}))) or "none"
-        prefix = f"{where}." if err.absolute_path else ""
-        return f"unknown key '{prefix}{extra[0]}' (allowed here: {allowed})"
-    return f"key '{where}': {err.message}"
-
-
-def validate_config(cfg):
-    """Schema check plus cross-references; one clear line per problem, naming the key."""
-    schema = yaml.safe_load(SCHEMA.read_text())
-    validator = jsonschema.Draft7Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    problems = [_format_error(e) for e in errors[:1]]
-    if not problems:
-        for name, s in cfg["splits"].items():
-            if s["dataset"] not in cfg["datasets"]:
-                problems.append(
-                    f"key 'splits.{name}.dataset': unknown dataset '{s['dataset']}'"
-                )
-            for part in ("train", "val"):
-                kind, _, ref = s[part].partition(":")
-                if kind == "list" and ref not in cfg.get("lists", {}):
-                    problems.append(f"key 'splits.{name}.{part}': unknown list '{ref}'")
-        t1 = cfg["table1"]
-        for key, section in (("models", "models"), ("splits", "splits")):
-            for v in t1[key]:
-                if v not in cfg[section]:
-                    problems.append(f"key 'table1.{key}': unknown {key[:-1]} '{v}'")
-        if t1["loss"] not in cfg["losses"]:
-            problems.append(f"key 'table1.loss': unknown loss '{t1['loss']}'")
-        tables, found = class_tables(cfg)
-        problems += found + class_problems(cfg, tables)
-        CLASS_TABLES.update(tables)
-        problems += trainset_problems(cfg, "table1.d_final", [t1["d_final"]])
-        problems += generative_problems(cfg)
-        problems += context_problems(cfg)
+def check_config(cfg):
+    """The config checked (segaug.workflow.config); returns the datasets' class tables."""
+    tables, problems = validate_config(cfg, SCHEMA)
     if problems:
         raise WorkflowError(
             f"invalid config ({', '.join(map(str, workflow.overwrite_configfiles or ['config']))}): "
             + "; ".join(problems)
         )
+    return tables
 
 
-def expand_variants(cfg):
-    """generative.variants (each over `default`) plus the Table 7 grid made from its base."""
-    gen = cfg.get("generative") or {}
-    base = gen.get("variants") or {}
-    default = base.get("default", {})
-    out = {name: {**default, **v} for name, v in base.items()}
-    t7 = (cfg.get("ablations") or {}).get("table7")
-    if t7 and t7["base"] in out:
-        for w1 in t7["w1"]:
-            for w2 in t7["w2"]:
-                out[table7_variant(t7["base"], w1, w2)] = {
-                    **out[t7["base"]],
-                    "w1": w1,
-                    "w2": w2,
-                }
-    return out
-
-
-def table7_variant(base, w1, w2):
-    return f"{base}_w1-{w1}_w2-{w2}"
-
-
-def trainset_problems(cfg, key, trainsets):
-    problems = []
-    for ts in trainsets:
-        kind, _, name = ts.partition("-")
-        if ts == "origin":
-            continue
-        if kind == "paste" and name not in cfg["paste"]:
-            problems.append(f"key '{key}': no paste method '{name}' in 'paste'")
-        elif kind == "gen" and name not in expand_variants(cfg):
-            problems.append(
-                f"key '{key}': no variant '{name}' in 'generative.variants'"
-                + (
-                    ""
-                    if cfg.get("generative")
-                    else " (the config has no 'generative' section)"
-                )
-            )
-    return problems
-
-
-def context_problems(cfg):
-    """Paste methods, surface rules, VLM and thesis sections that refer to each other."""
-    problems = []
-    ctx, methods = cfg.get("context"), set(cfg["paste"])
-    if methods & {"context", "vlm"} and not ctx:
-        problems.append(
-            "key 'paste': context and vlm paste need a 'context' section (surfaces, rules)"
-        )
-    if "vlm" in methods and not cfg.get("vlm"):
-        problems.append(
-            "key 'paste.vlm': vlm paste needs a 'vlm' section (provider, model)"
-        )
-    if ctx:
-        src = ctx["surfaces"]
-        if src["source"] != "label" and "model" not in src:
-            problems.append(
-                f"key 'context.surfaces.model': source '{src['source']}' needs a model id"
-            )
-        if src["source"] == "sam_clip" and "clip_model" not in src:
-            problems.append(
-                "key 'context.surfaces.clip_model': source 'sam_clip' needs a CLIP model id"
-            )
-        for cls, spec in ctx["rules"].items():
-            missing = [x for x in spec["surfaces"] if x not in src["names"]]
-            if missing:
-                problems.append(
-                    f"key 'context.rules.{cls}.surfaces': {missing} not in context.surfaces.names"
-                )
-    th = cfg.get("thesis")
-    if th:
-        for key, section in (("split", "splits"), ("model", "models")):
-            if th[key] not in cfg[section]:
-                problems.append(f"key 'thesis.{key}': unknown {key} '{th[key]}'")
-        for k, row in enumerate(th["rows"]):
-            if row["loss"] not in cfg["losses"]:
-                problems.append(
-                    f"key 'thesis.rows.{k}.loss': unknown loss '{row['loss']}'"
-                )
-        problems += trainset_problems(
-            cfg, "thesis.rows", [r["trainset"] for r in th["rows"]]
-        )
-        problems += trainset_problems(cfg, "thesis.examples", th.get("examples", []))
-    return problems
-
-
-def generative_problems(cfg):
-    gen = cfg.get("generative")
-    problems = []
-    if gen:
-        for name, v in expand_variants(cfg).items():
-            key = f"generative.variants.{name}"
-            g = v.get("generator")
-            if g not in gen["generators"]:
-                problems.append(f"key '{key}.generator': unknown generator '{g}'")
-                continue
-            inpaint = gen["generators"][g]["pipeline"] == "sdxl_inpaint"
-            if inpaint != (v.get("prior") == "none"):
-                problems.append(
-                    f"key '{key}.prior': use prior 'none' with an sdxl_inpaint generator "
-                    "and only with it"
-                )
-        if "table7" in (cfg.get("ablations") or {}):
-            b = cfg["ablations"]["table7"]["base"]
-            if b not in (gen.get("variants") or {}):
-                problems.append(f"key 'ablations.table7.base': unknown variant '{b}'")
-    abl = cfg.get("ablations")
-    if abl:
-        for key, section in (
-            ("split", "splits"),
-            ("model", "models"),
-            ("loss", "losses"),
-        ):
-            if abl[key] not in cfg[section]:
-                problems.append(f"key 'ablations.{key}': unknown {key} '{abl[key]}'")
-        for t in ("table3", "table4", "table5", "table6"):
-            problems += trainset_problems(cfg, f"ablations.{t}", abl.get(t, []))
-    return problems
-
-
-validate_config(config)
+# dataset -> {names, palette, ignore_index, source}: class keys were checked against them
+CLASS_TABLES = check_config(config)
 
 OUT = config["outdir"].rstrip("/")
 RAW = config.get("raw_dir", "resources/raw").rstrip("/")
@@ -281,10 +121,6 @@ def check_split(wildcards):
             f"split '{wildcards.split}' belongs to dataset "
             f"'{split_dataset(wildcards.split)}', not '{wildcards.dataset}'"
         )
-
-
-def split_prefix(split):
-    return f"{OUT}/{split_dataset(split)}/{split}"
 
 
 def list_file(name):
@@ -721,19 +557,6 @@ def ablation_inputs(wildcards):
         ]
         inputs["quality"] = [f"{gen_dir(*g)}/quality.json" for g in gens]
     return inputs
-
-
-def synthetic_sets():
-    """Every (dataset, split, variant, seed) a Table 1 or ablation run trains on."""
-    runs = table1_runs() + [
-        r
-        for t in ("table3", "table4", "table5", "table6", "table7")
-        if t in config.get("ablations", {})
-        for r in ablation_runs(t)
-    ]
-    return sorted(
-        {(r[0], r[1], r[3][4:], r[5]) for r in runs if r[3].startswith("gen-")}
-    )
 
 
 def table1_synthetic_sets():
