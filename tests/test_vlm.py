@@ -150,11 +150,9 @@ def server(monkeypatch):
     httpd.server_close()
 
 
-def provider(server: FakeOpenAI, sleeps: list | None = None, **kw) -> OpenAICompatibleProvider:
+def provider(server: FakeOpenAI, **kw) -> OpenAICompatibleProvider:
     kw.setdefault("api_key_env", None)
     kw.setdefault("timeout_s", 5)
-    if sleeps is not None:
-        kw["sleep"] = sleeps.append
     return OpenAICompatibleProvider(server.url, "test-vlm", **kw)
 
 
@@ -332,60 +330,80 @@ def test_points_outside_the_image_are_dropped_and_counted(server):
     assert prop.error is None and prop.points == [(20, 40)] and prop.dropped_outside == 3
 
 
-def test_429_is_retried_with_growing_backoff(server):
-    server.reply = lambda n, req: status(429) if n <= 3 else chat(points_json((1, 2)))
-    sleeps: list[float] = []
-    prop = propose(VLMPlacementClient(provider(server, sleeps, backoff_s=0.5, max_retries=4)))
+def test_429_is_retried_after_retry_after(server):
+    server.reply = lambda n, req: status(429, Retry_After="0.01") if n <= 3 else chat(points_json((1, 2)))
+    prop = propose(VLMPlacementClient(provider(server, max_retries=4)))
     assert prop.error is None and prop.points == [(1, 2)] and prop.requests == 4 and server.count == 4
-    assert sleeps == [0.5, 1.0, 2.0]  # exponential, no real waiting
 
 
-def test_retry_after_is_respected_and_capped(server):
-    afters = {1: "3", 2: "120", 3: "Wed, 21 Oct 2015 07:28:00 GMT"}
-    server.reply = lambda n, req: status(429, Retry_After=afters[n]) if n in afters else chat(points_json((1, 2)))
-    sleeps: list[float] = []
-    prop = propose(VLMPlacementClient(provider(server, sleeps, backoff_s=0.25, max_backoff_s=10)))
-    assert prop.error is None and prop.requests == 4
-    assert sleeps == [3.0, 10.0, 1.0]  # server's 3 s; 120 s capped at 10; a date -> exponential
+def test_retry_after_is_respected(server):
+    server.reply = lambda n, req: status(429, Retry_After="0.4") if n <= 2 else chat(points_json((1, 2)))
+    t0 = time.perf_counter()
+    prop = propose(VLMPlacementClient(provider(server, max_retries=4)))
+    assert time.perf_counter() - t0 >= 0.8  # the server's 0.4 s, twice (the openai client's own backoff is 0.5 s+)
+    assert prop.error is None and prop.requests == 3
 
 
 def test_500_until_the_budget_is_spent(server):
-    server.reply = lambda n, req: status(503)
+    server.reply = lambda n, req: status(503, Retry_After="0.01")
     budget = RequestBudget(3)
-    sleeps: list[float] = []
-    client = VLMPlacementClient(provider(server, sleeps, max_retries=10, backoff_s=0.01), budget=budget)
+    client = VLMPlacementClient(provider(server, max_retries=10), budget=budget)
     prop = propose(client)
-    assert prop.points == [] and prop.error.startswith("budget exhausted")
+    assert prop.points == [] and prop.error.startswith("budget exhausted") and prop.cause == "budget exhausted"
     assert prop.requests == 3 == server.count and budget.exhausted and budget.used == 3
-    assert len(sleeps) == 2  # no wait before the request the budget refused
     later = propose(client, seed=1)
     assert later.error.startswith("budget exhausted") and later.requests == 0 and server.count == 3
 
 
 def test_5xx_gives_up_after_max_retries(server):
-    server.reply = lambda n, req: status(500, '{"error": "overloaded"}')
+    server.reply = lambda n, req: status(500, '{"error": "overloaded"}', Retry_After="0.01")
     budget = RequestBudget(100)
-    prop = propose(VLMPlacementClient(provider(server, [], max_retries=2), budget=budget))
+    prop = propose(VLMPlacementClient(provider(server, max_retries=2), budget=budget))
     assert prop.error.startswith("provider error: HTTP 500") and "gave up after 3 attempts" in prop.error
     assert "overloaded" in prop.error and prop.requests == 3 == server.count == budget.used
+    assert prop.cause == "HTTP 500"
 
 
-def test_4xx_is_not_retried(server):
-    server.reply = lambda n, req: status(400, '{"error": {"message": "model does not support images"}}')
-    sleeps: list[float] = []
-    prop = propose(VLMPlacementClient(provider(server, sleeps)))
-    assert prop.error.startswith("provider error: HTTP 400") and "does not support images" in prop.error
-    assert prop.requests == 1 == server.count and sleeps == []
+@pytest.mark.parametrize("code", [400, 404, 422])
+def test_a_4xx_on_the_first_request_stops_the_job(server, code):
+    """Wrong model name or URL, a request the endpoint refuses: every request would fail alike."""
+    server.reply = lambda n, req: status(code, '{"error": {"message": "model does not support images"}}')
+    with pytest.raises(SegaugError) as exc:
+        propose(VLMPlacementClient(provider(server)))
+    msg = str(exc.value)
+    assert not isinstance(exc.value, VLMError) and "\n" not in msg
+    assert f"HTTP {code}" in msg and server.url in msg and "'test-vlm'" in msg and "does not support images" in msg
+    assert server.count == 1  # not retried
+
+
+def test_a_4xx_after_answers_is_a_counted_fallback(server):
+    server.reply = lambda n, req: chat(points_json((1, 2))) if n == 1 else status(404)
+    client = VLMPlacementClient(provider(server))
+    assert propose(client).points == [(1, 2)]
+    prop = propose(client, seed=1)
+    assert prop.error.startswith("provider error: HTTP 404") and prop.cause == "HTTP 404" and server.count == 2
+
+
+def test_refused_connection_stops_the_job():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = OpenAICompatibleProvider(f"http://127.0.0.1:{port}/v1", "test-vlm", api_key_env=None, max_retries=1)
+    budget = RequestBudget(10)
+    with pytest.raises(SegaugError, match=rf"cannot reach the VLM endpoint http://127.0.0.1:{port}/v1 \(model 'test-vlm'\)"):
+        propose(VLMPlacementClient(p, budget=budget))
+    assert budget.used == 2  # the openai client retried once
 
 
 def test_slow_reply_times_out_is_retried_then_fails(server):
-    server.reply = lambda n, req: Reply(body=chat(points_json((1, 2))).body, delay_s=1.0)
-    sleeps: list[float] = []
+    server.reply = lambda n, req: Reply(body=chat(points_json((1, 2))).body, delay_s=2.0)
     t0 = time.perf_counter()
-    prop = propose(VLMPlacementClient(provider(server, sleeps, timeout_s=0.2, max_retries=1, backoff_s=0.05)))
-    assert time.perf_counter() - t0 < 0.9  # did not wait for the slow server
+    prop = propose(VLMPlacementClient(provider(server, timeout_s=0.2, max_retries=1)))
+    assert time.perf_counter() - t0 < 1.8  # did not wait for the slow server
     assert prop.error.startswith("provider error: no answer") and "within 0.2 s" in prop.error
-    assert prop.requests == 2 == server.count and sleeps == [0.05]
+    assert prop.requests == 2 == server.count and prop.cause == "timeout"
 
 
 @pytest.mark.parametrize(
@@ -404,8 +422,37 @@ def test_malformed_response_body_is_a_provider_error_not_cached(server, tmp_path
 def test_redirects_are_not_followed(server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
     server.reply = lambda n, req: status(307, Location=server.url + "/elsewhere")
-    prop = propose(VLMPlacementClient(provider(server, [], api_key_env=KEY_ENV)))
+    prop = propose(VLMPlacementClient(provider(server, api_key_env=KEY_ENV)))
     assert prop.error.startswith("provider error: HTTP 307") and server.count == 1
+
+
+def test_structured_outputs_send_the_answer_schema(server):
+    """OpenAI structured outputs: https://platform.openai.com/docs/guides/structured-outputs
+    (``response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict": true}}``)."""
+    client = VLMPlacementClient(provider(server, structured=True, max_tokens=1024))
+    assert propose(client).points == [(10, 30)]
+    body = server.requests[0]["body"]
+    assert body["max_tokens"] == 1024
+    rf = body["response_format"]
+    assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True and rf["json_schema"]["name"]
+    assert rf["json_schema"]["schema"]["required"] == ["points"]
+    assert "response_format" not in provider(server).params  # structured=False by default in the library
+
+
+def test_structured_outputs_rejected_are_dropped_once_and_remembered(server, caplog):
+    def reply(n, req):
+        if "response_format" in req["body"]:
+            return status(400, '{"error": {"message": "Unknown parameter: \'response_format\'."}}')
+        return chat(points_json((10, 30)))
+
+    server.reply = reply
+    client = VLMPlacementClient(provider(server, structured=True))
+    with caplog.at_level(logging.WARNING):
+        first, second = propose(client), propose(client, seed=1)
+    assert first.points == second.points == [(10, 30)] and first.requests == 2 and second.requests == 1
+    assert ["response_format" in r["body"] for r in server.requests] == [True, False, False]
+    said = [r.message for r in caplog.records if "structured outputs" in r.message]
+    assert len(said) == 1 and "test-vlm" in said[0] and "response_format" in said[0]
 
 
 def test_message_content_accepts_text_parts():
@@ -443,12 +490,12 @@ def test_api_key_is_sent_as_bearer_and_never_leaks(server, tmp_path, monkeypatch
     replies = {
         1: lambda req: chat(points_json((10, 30))),
         2: lambda req: chat(f"my key is {req['auth']}"),  # a hostile server echoes it in the answer
-        3: lambda req: status(500, echo(req)),  # ... in a retried error body (logged as a warning)
+        3: lambda req: status(500, echo(req), Retry_After="0.01"),  # ... in a retried error body (logged)
         4: lambda req: status(401, echo(req)),  # ... in a final error
     }
     server.reply = lambda n, req: replies[n](req)
     cache = ResponseCache(tmp_path / "vlm")
-    client = VLMPlacementClient(provider(server, [], api_key_env=KEY_ENV, max_retries=3), cache)
+    client = VLMPlacementClient(provider(server, api_key_env=KEY_ENV, max_retries=3), cache)
     props = [propose(client, seed=0), propose(client, seed=1)]
     with pytest.raises(SegaugError, match=f"refused the credentials \\(HTTP 401\\).*{KEY_ENV}") as refused:
         propose(client, seed=2)  # a refused key stops the run: it is not a fallback case
@@ -479,10 +526,10 @@ def test_bad_base_url_is_a_user_error():
         OpenAICompatibleProvider("file:///etc", "m")
 
 
-def test_backoff_schedule():
-    p = OpenAICompatibleProvider("http://127.0.0.1:9/v1", "m", api_key_env=None, backoff_s=1, max_backoff_s=30)
-    assert [p.backoff(k) for k in range(1, 7)] == [1, 2, 4, 8, 16, 30]
-    assert p.backoff(1, retry_after=5) == 5 and p.backoff(3, retry_after=0) == 4 and p.backoff(1, 99) == 30
+def test_retries_and_timeout_reach_the_openai_client(server):
+    p = provider(server, max_retries=7, timeout_s=12)
+    client = p._client(None)
+    assert client.max_retries == 7 and client.timeout == 12 and str(client.base_url).startswith(server.url)
 
 
 # ------------------------------------------------------------------------------ local Qwen
