@@ -34,6 +34,7 @@ from segaug.vlm import (
     build_messages,
     image_digest,
     parse_points,
+    parse_answer,
     prompt_text,
 )
 from segaug.vlm.cache import cache_key
@@ -568,3 +569,94 @@ def test_uncached_hub_model_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SegaugError, match="'segaug-test/no-such-vl-model' is not in the Hugging Face cache"):
         LocalQwenProvider("segaug-test/no-such-vl-model", device="cpu")
+
+
+# ------------------------------------------------------------------------------ native answer formats
+#
+# Where the shapes come from (the providers' own documentation):
+# - Qwen2.5-VL, cookbook "spatial understanding"
+#   (https://github.com/QwenLM/Qwen2.5-VL/blob/main/cookbooks/spatial_understanding.ipynb): grounding
+#   answers are a JSON list in a ```json fence of {"bbox_2d": [x1, y1, x2, y2], "label": ...} or
+#   {"point_2d": [x, y], "label": ...}, in absolute pixels of the image *as the processor resized it*
+#   (qwen-vl-utils, src/qwen_vl_utils/vision_process.py: smart_resize, factor 28). Alibaba Cloud Model
+#   Studio's Qwen-VL localisation guide says the same: "两类坐标均相对于缩放后的图像左上角的绝对值，
+#   单位为像素" (both kinds of coordinates are absolute pixels from the top-left of the resized image).
+# - Gemini, "Spatial understanding" cookbook (https://github.com/google-gemini/cookbook, quickstarts/
+#   Spatial_understanding_3d.ipynb) and https://ai.google.dev/gemini-api/docs/image-understanding:
+#   "The coordinates are in the image frame, and are normalized into an integer between 0-1000. The
+#   top left is (0,0) and the bottom right is (1000,1000). The point is in [y, x] order, and 2d
+#   bounding boxes are in y_min, x_min, y_max, x_max order." Vertex AI, bounding box detection
+#   (https://cloud.google.com/vertex-ai/generative-ai/docs/bounding-box-detection): "Output: Bounding
+#   boxes in the [y_min, x_min, y_max, x_max] format ... Coordinate values are normalized to 0-1000
+#   for every image."
+PW, PH = 640, 480  # a photo; Qwen2.5-VL sees it as 644 x 476 (smart_resize: multiples of 28)
+QWEN_POINTS = '```json\n[\n\t{"point_2d": [322, 238], "label": "car"},\n\t{"point_2d": [161, 357], "label": "car"}\n]\n```'
+QWEN_BOXES = '```json\n[\n\t{"bbox_2d": [300, 200, 344, 276], "label": "car"}\n]\n```'
+GEMINI_POINTS = '```json\n[\n  {"point": [500, 250], "label": "car"}\n]\n```'
+GEMINI_BOXES = '[{"box_2d": [400, 100, 600, 300], "label": "car"}]'
+
+
+def test_smart_resize_matches_the_qwen_processor():
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf
+
+    from segaug.vlm.parse import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, smart_resize
+
+    assert smart_resize(PH, PW) == (476, 644)
+    for h, w in [(480, 640), (72, 96), (1080, 1920), (4000, 6000), (20, 30), (512, 512), (333, 1000)]:
+        for lo, hi in [(QWEN_MIN_PIXELS, QWEN_MAX_PIXELS), (256 * 28 * 28, 1280 * 28 * 28), (64, 4096)]:
+            assert smart_resize(h, w, 28, lo, hi) == hf(h, w, 28, lo, hi), (h, w, lo, hi)
+
+
+@pytest.mark.parametrize(
+    "text, fmt, coords, points, convention",
+    [
+        (QWEN_POINTS, "auto", None, [(320, 240), (160, 360)], "qwen point_2d resized_pixels 644x476"),
+        (QWEN_POINTS, "qwen", None, [(320, 240), (160, 360)], "qwen point_2d resized_pixels 644x476"),
+        (QWEN_BOXES, "auto", None, [(320, 240)], "qwen bbox_2d resized_pixels 644x476"),  # the box centre
+        (QWEN_POINTS, "qwen", "pixels", [(322, 238), (161, 357)], "qwen point_2d pixels"),
+        (QWEN_POINTS, "qwen", "norm1000", [(206, 114), (103, 171)], "qwen point_2d norm1000"),  # Qwen3-VL
+        (GEMINI_POINTS, "auto", None, [(160, 240)], "gemini point norm1000"),  # [y, x]
+        (GEMINI_BOXES, "gemini", None, [(128, 240)], "gemini box_2d norm1000"),
+        ('[[10, 20], [30, 40]]', "auto", None, [(10, 20), (30, 40)], "segaug [[x,y]] pixels"),
+        ('{"points": [[10, 20]]}', "segaug", None, [(10, 20)], "segaug points[[x,y]] pixels"),
+        ('{"points": [{"x": 10, "y": 20}]}', "auto", None, [(10, 20)], "segaug points[{x,y}] pixels"),
+        ('[[0.5, 0.25]]', "auto", "norm1", [(320, 120)], "segaug [[x,y]] norm1"),
+        ('[{"point_2d": [644, 476], "label": "edge"}]', "qwen", None, [(639, 479)], None),  # the far edge
+        ("[]", "qwen", None, [], "qwen [] resized_pixels 644x476"),  # nothing fits: not an error
+    ],
+)
+def test_parse_answer_reads_native_formats(text, fmt, coords, points, convention):
+    r = parse_answer(text, PW, PH, 5, fmt, coords)
+    assert r.error is None and r.points == points
+    assert convention is None or r.convention == convention
+
+
+@pytest.mark.parametrize(
+    "text, fmt, why",
+    [
+        ("The car fits at [120, 340] on the road.", "auto", "not valid JSON"),  # prose with numbers: no guess
+        ('Sure! ```json\n[{"point_2d": [1, 2]}]\n```', "auto", "not valid JSON"),
+        ('point_2d: [12, 30]', "qwen", "not valid JSON"),
+        ('[{"point_2d": [1, 2]}, {"point": [1, 2]}]', "auto", "mix the gemini and qwen formats"),
+        ('[{"point_2d": [1, 2, 3]}]', "auto", "expected 2 numbers"),
+        ('[{"bbox_2d": [1, 2]}]', "auto", "expected 4 numbers"),
+        ('[{"point_2d": [1, "2"]}]', "auto", "expected 2 numbers"),
+        ('[{"label": "car"}]', "auto", "expected exactly one of"),
+        ('[{"point_2d": [1, 2], "point": [1, 2]}]', "auto", "expected exactly one of"),
+        (GEMINI_POINTS, "qwen", "in the gemini format"),
+        (QWEN_POINTS, "segaug", "in the qwen format"),
+        ('[[1, 2], [3]]', "auto", "expected an object"),
+        ('"here"', "auto", "expected an object or a list"),
+    ],
+)
+def test_parse_answer_rejects(text, fmt, why):
+    r = parse_answer(text, PW, PH, 5, fmt)
+    assert r.points == [] and r.error.startswith("parse error: ") and why in r.error
+
+
+def test_parse_answer_drops_points_outside_and_uses_the_resized_size_given():
+    r = parse_answer('[{"point_2d": [700, 10]}, {"point_2d": [-1, 10]}, {"point_2d": [10, 10]}]', PW, PH, 5, "qwen",
+                     resized=(320, 240))  # fmt: skip
+    assert r.points == [(20, 20)] and r.dropped_outside == 2 and r.convention.endswith("320x240")
+    g = parse_answer('[{"point": [1001, 10]}, {"point": [10, 10]}]', PW, PH, 5)
+    assert g.points == [(6, 4)] and g.dropped_outside == 1
