@@ -660,3 +660,25 @@ def test_parse_answer_drops_points_outside_and_uses_the_resized_size_given():
     assert r.points == [(20, 20)] and r.dropped_outside == 2 and r.convention.endswith("320x240")
     g = parse_answer('[{"point": [1001, 10]}, {"point": [10, 10]}]', PW, PH, 5)
     assert g.points == [(6, 4)] and g.dropped_outside == 1
+
+
+# ------------------------------------------------------------------------------ thesis table label
+
+
+def test_thesis_rows_label_the_vlm_row_with_the_share_the_vlm_placed(tmp_path):
+    from segaug.report.thesis import thesis_rows, vlm_placed_label
+
+    for seed, (acc, fb) in enumerate([(3, 7), (1, 9)]):
+        d = tmp_path / f"seed{seed}"
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({"placer_stats": {"vlm_accepted": acc, "fallback": fb}}))
+    label = vlm_placed_label([tmp_path / "seed0", tmp_path / "seed1"])
+    assert label == "20% (4 of 20 objects)"
+    runs = [{"trainset": ts, "loss": "ce", "seed": 0, "classes": ["car"], "iou": {"car": 50.0}, "miou": 50.0}
+            for ts in ("origin", "paste-vlm")]  # fmt: skip
+    specs = [{"name": "baseline", "trainset": "origin", "loss": "ce"}, {"name": "VLM paste", "trainset": "paste-vlm", "loss": "ce"}]
+    rows = thesis_rows(specs, runs, {"paste-vlm": label})
+    assert [r["vlm_placed"] for r in rows] == ["", label]
+    assert "vlm_placed" not in thesis_rows(specs, runs)[0]
+    with pytest.raises(SegaugError, match="not the summary of a VLM pasted set"):
+        vlm_placed_label([tmp_path])

@@ -262,3 +262,23 @@ def report_measurements():
         print("\nVLM faults through the workflow (requests the server got, seconds of the snakemake run):")
         for name, m in MEASURED.items():
             print(f"  {name:60s} {m['requests']:4d} requests {m['seconds']:7.2f} s  {m['outcome']}")
+
+
+def test_demo_local_tiny_qwen_needs_allow_all_fallback(workdir, monkeypatch):
+    """The demo's tiny random Qwen2.5-VL (local provider) never answers usefully: its set is kept
+    only because the demo config says allow_all_fallback; without it the job fails loudly."""
+    import yaml
+
+    from conftest import ROOT
+
+    demo_vlm = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())["vlm"]
+    assert demo_vlm["allow_all_fallback"] is True
+    for allow in (False, True):
+        cfg = write_config(workdir, **SMALL, vlm={**demo_vlm, "allow_all_fallback": allow})
+        p = run_snakemake(TARGET, "--cores", "1", "--configfile", str(cfg), "--forcerun", "paste", cwd=workdir,
+                          check=False)  # fmt: skip
+        if not allow:
+            assert p.returncode != 0 and "the VLM placed 0 of" in error_line(workdir), job_log(workdir)[-2000:]
+    assert p.returncode == 0, job_log(workdir)[-3000:]
+    stats = json.loads((workdir / TARGET / "summary.json").read_text())["placer_stats"]
+    assert stats["vlm_share"] == 0 and stats["fallback_reasons"] == {"parse error": stats["fallback"]}
