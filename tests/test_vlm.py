@@ -108,7 +108,8 @@ def make_handler(state: FakeOpenAI):
 
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            req = {"path": self.path, "auth": self.headers.get("Authorization"), "body": json.loads(raw)}
+            req = {"path": self.path, "auth": self.headers.get("Authorization"), "body": json.loads(raw),
+                   "headers": dict(self.headers)}
             with state.lock:
                 state.requests.append(req)
                 n = len(state.requests)
@@ -525,6 +526,14 @@ def test_unset_key_variable_names_the_variable(server, monkeypatch):
 def test_bad_base_url_is_a_user_error():
     with pytest.raises(SegaugError, match="is not an http"):
         OpenAICompatibleProvider("file:///etc", "m")
+
+
+def test_no_key_configured_sends_no_key_even_if_openai_variables_are_set(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-" + SECRET)
+    assert propose(VLMPlacementClient(provider(server, api_key_env=None))).points == [(10, 30)]
+    (req,) = server.requests
+    assert req["auth"] is None and SECRET not in json.dumps(req)
 
 
 def test_retries_and_timeout_reach_the_openai_client(server):

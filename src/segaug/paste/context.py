@@ -24,7 +24,8 @@ accepts the first whose footprint share passes the rule (reason ``"surface: road
 image and those failing the surface rule, and takes the first survivor (``"vlm: road 91%"``);
 when nothing survives (or the VLM failed, its answer did not parse, or the request budget is
 spent) it falls back to :class:`ContextPlacer` and says so in the reason
-(``"fallback (vlm: no valid point): surface: road 80%"``), which the manifest records.
+(``"fallback (vlm: no valid point): surface: road 80%"``, ``"fallback (vlm: HTTP 500): ..."``),
+which the manifest records, with how each VLM answer was read (``vlm_answer``).
 """
 
 from __future__ import annotations

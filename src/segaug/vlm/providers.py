@@ -7,8 +7,8 @@ request (every HTTP attempt, retries included, or every local generation); the c
 to count requests against its budget, and it may raise to stop (see
 :class:`segaug.vlm.client.RequestBudget`).
 
-:class:`OpenAICompatibleProvider` speaks the OpenAI chat-completions HTTP API with the standard
-library. ``base_url`` is the part before ``/chat/completions``:
+:class:`OpenAICompatibleProvider` speaks the OpenAI chat-completions HTTP API through the
+``openai`` client. ``base_url`` is the part before ``/chat/completions``:
 
 ==============================  ================================================================
 OpenAI                          ``https://api.openai.com/v1`` (``api_key_env="OPENAI_API_KEY"``)
@@ -19,7 +19,10 @@ vLLM (``vllm serve <model>``)   ``http://<host>:8000/v1`` (``api_key_env=None`` 
 ==============================  ================================================================
 
 Thinking models (Gemini 2.5, o-series) spend output tokens on reasoning: raise ``max_tokens``
-if answers come back empty.
+if answers come back empty. The requests go through the ``openai`` Python client (its
+timeouts, retries with backoff and ``Retry-After``, typed errors); structured outputs
+(``response_format`` json_schema) are sent when asked and dropped once if the endpoint refuses
+them (HTTP 400 naming the parameter).
 
 :class:`LocalQwenProvider` runs Qwen2.5-VL in-process with ``transformers`` (a hub id cached
 offline, or a local directory such as the tiny test model of :mod:`segaug.vlm.tiny`).
@@ -27,8 +30,10 @@ offline, or a local directory such as the tiny test model of :mod:`segaug.vlm.ti
 Errors
     :class:`VLMError` (a :class:`SegaugError`, so a script that lets it escape prints one line)
     means the service failed or answered something unusable: HTTP errors after the retries,
-    4xx other than 429, timeouts, a malformed response body. ``status`` holds the HTTP status
-    when there was one. The client turns a VLMError into a failed proposal (rule-based fallback).
+    4xx other than 408/409/429, timeouts, connection errors, a malformed response body.
+    ``status`` holds the HTTP status when there was one and ``kind`` says ``http``, ``timeout``
+    or ``connection``. The client turns a VLMError into a failed proposal (rule-based fallback),
+    except the ones every request would repeat (see :class:`segaug.vlm.client.VLMPlacementClient`).
     Configuration mistakes (an API-key variable that is named but unset, a bad ``base_url``) are
     plain :class:`SegaugError` and are *not* caught by the client: every request would fail.
 
@@ -37,7 +42,8 @@ Secrets
     ``Authorization`` header. It is never stored on the provider, logged, cached or put in an
     error message: any text from the server that ends up in a message or in the returned answer
     has the key replaced by ``***``. Redirects are not followed, so the header never goes to
-    another host.
+    another host. The ``openai`` client is made per call with the key read then, and it never
+    falls back to ``OPENAI_API_KEY`` (nor sends ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``).
 """
 
 from __future__ import annotations
