@@ -202,7 +202,7 @@ def test_4xx_stops_the_job_with_one_line(workdir, monkeypatch, server, name, cod
     line = error_line(workdir)
     assert f"HTTP {code}" in line and server.url in line and f"'served-e{code}'" in line and body[:20] in line, line
     assert server.count == requests  # not retried; a 400 naming response_format is asked once more without it
-    measure(name, server.count, seconds, "job fails: " + line[:90])
+    measure(name, server.count, seconds, "job fails: " + line)
     no_secret_anywhere(workdir, p)
 
 
@@ -215,7 +215,7 @@ def test_refused_connection_stops_the_job(workdir, monkeypatch):
     assert p.returncode != 0
     line = error_line(workdir)
     assert "cannot reach the VLM endpoint" in line and url in line and "'served-refused'" in line, line
-    measure("connection refused", 0, seconds, "job fails: " + line[:90])
+    measure("connection refused", 0, seconds, "job fails: " + line)
 
 
 @pytest.mark.parametrize(
@@ -232,7 +232,7 @@ def test_all_fallback_fails_the_job_with_share_and_reasons(workdir, monkeypatch,
     assert p.returncode != 0 and not (workdir / TARGET).exists()
     line = error_line(workdir)
     assert "the VLM placed 0 of" in line and "(0%)" in line and why in line and "allow_all_fallback" in line, line
-    measure(name, server.count, seconds, "job fails: " + line[:90])
+    measure(name, server.count, seconds, "job fails: " + line)
     no_secret_anywhere(workdir, p)
 
 
@@ -245,7 +245,7 @@ def test_timeouts_fall_back_and_the_job_fails(workdir, monkeypatch, server):  # 
     assert "the VLM placed 0 of" in line and "timeout x2" in line, line
     assert server.count == 4
     measure("timeout (server 3 s, timeout_s 0.5, max_retries 1, budget 4)", server.count, seconds,
-            "job fails: " + line[:90])  # fmt: skip
+            "job fails: " + line)  # fmt: skip
 
 
 def test_all_fallback_allowed_keeps_the_set(workdir, monkeypatch, server):  # noqa: F811
