@@ -691,3 +691,26 @@ def test_thesis_rows_label_the_vlm_row_with_the_share_the_vlm_placed(tmp_path):
     assert "vlm_placed" not in thesis_rows(specs, runs)[0]
     with pytest.raises(SegaugError, match="not the summary of a VLM pasted set"):
         vlm_placed_label([tmp_path])
+
+
+# ------------------------------------------------------------------------------ the config section
+
+
+def test_vlm_config_reaches_the_provider_and_client(tmp_path):
+    from segaug.paste.methods import vlm_client
+
+    base = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": None,
+            "cache_dir": str(tmp_path)}  # fmt: skip
+    c = vlm_client({**base, "max_tokens": 4096, "min_pixels": 256 * 28 * 28, "max_pixels": 1280 * 28 * 28})
+    p = c.provider
+    assert p.max_tokens == 4096 and p.structured and c.answer_format == "auto" and c.coordinates is None
+    assert p.params == {"temperature": 0.0, "max_tokens": 4096, "response_format": "json_schema"}
+    assert p.resized_size(1920, 1080) == (1316, 728)  # within max_pixels 1280 * 28 * 28
+    q = vlm_client({**base, "answer_format": "qwen", "coordinates": "norm1000"})
+    assert not q.provider.structured and q.answer_format == "qwen" and q.coordinates == "norm1000"
+    with pytest.raises(SegaugError, match="vlm.structured: true asks for our answer schema"):
+        vlm_client({**base, "answer_format": "gemini", "structured": True})
+    with pytest.raises(SegaugError, match="vlm.answer_format: 'llava'"):
+        vlm_client({**base, "answer_format": "llava"})
+    with pytest.raises(SegaugError, match="unknown key"):
+        vlm_client({**base, "max_tokenz": 5})
