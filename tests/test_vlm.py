@@ -564,6 +564,23 @@ def test_tiny_local_qwen_answers_text_that_falls_back(tiny_qwen, tmp_path):
     assert again.cached and again.requests == 0 and client.budget.used == 1
 
 
+def test_local_qwen_passes_min_max_pixels_to_its_processor(tiny_qwen):
+    """The tiny processor has 4 px patches merged 2x2 (factor 8) and 64..4096 pixels by default."""
+    qwen = LocalQwenProvider(str(tiny_qwen), device="cpu", max_new_tokens=4)
+    assert qwen.resized_size(W, H) == (64, 48)  # 3072 pixels: inside the default range
+    small = LocalQwenProvider(str(tiny_qwen), device="cpu", max_new_tokens=4, min_pixels=64, max_pixels=1024)
+    _, processor = small.load()
+    assert processor.image_processor.size["longest_edge"] == 1024
+    assert small.resized_size(W, H) == (32, 24)  # scaled down to at most 1024 pixels, multiples of 8
+    assert small.params["max_pixels"] == 1024 and "max_pixels" not in qwen.params  # in the cache key
+    text = '[{"point_2d": [16, 12], "label": "car"}]'  # the centre of what the model saw
+    client = VLMPlacementClient(small, answer_format="qwen")
+    from segaug.vlm import parse_answer
+
+    assert parse_answer(text, W, H, 5, "qwen", resized=small.resized_size(W, H)).points == [(32, 24)]
+    assert client.coordinates is None
+
+
 def test_tiny_qwen_build_is_deterministic(tiny_qwen, tmp_path):
     from safetensors.numpy import load_file
 
