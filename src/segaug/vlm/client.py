@@ -6,10 +6,13 @@
 bodies), a spent :class:`RequestBudget`, an answer that does not parse - it returns a proposal
 with ``error`` set and no points instead, and the caller falls back to rule-based placement and
 records the reason. ``error`` always reads ``"<cause>: <details>"`` with cause one of
-``provider error``, ``budget exhausted``, ``parse error``. Bad inputs and configuration errors
-(an API-key variable that is named but unset, credentials the endpoint refuses with HTTP 401 /
-403, a mask of the wrong size) do raise :class:`~segaug.errors.SegaugError`: they would fail
-every request.
+``provider error``, ``budget exhausted``, ``parse error``; ``Proposal.cause`` is the short form
+the manifest shows (``HTTP 500``, ``timeout``, ``connection error``, ``parse error``, ...). Bad
+inputs and configuration errors (an API-key variable that is named but unset, credentials the
+endpoint refuses with HTTP 401 / 403, a mask of the wrong size) do raise
+:class:`~segaug.errors.SegaugError`: they would fail every request. So do an HTTP 400 / 404 /
+405 / 422, a refused connection or an unknown host before the endpoint has answered once in
+this job (a wrong model name or URL): one line naming ``base_url``, the model and the status.
 
 What is cached: the raw text of **every answer the provider returned** (an HTTP 200 with a
 well-formed envelope, or a local generation), *including answers that then fail to parse*. At
