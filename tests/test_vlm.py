@@ -1,9 +1,9 @@
-"""VLM placement library: prompt, strict parser, cache, providers, client, tiny local Qwen.
+"""VLM placement library: prompt, parsers (ours, Qwen, Gemini), cache, providers, client, tiny local Qwen.
 
 The HTTP provider is tested against a real server on loopback (``ThreadingHTTPServer`` on
 127.0.0.1, port chosen by the OS) that speaks the OpenAI chat-completions format; each test
-sets how it answers (``server.reply = ...``). Backoff waits go through an injected ``sleep``
-that records the delays instead of waiting.
+sets how it answers (``server.reply = ...``). The ``openai`` client does the retries and waits
+for real, so retried replies carry a short ``Retry-After`` (it honours fractional seconds).
 """
 
 from __future__ import annotations
