@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""VLM client overhead: requests/s through a loopback OpenAI-compatible server, and cache hits.
+"""VLM client overhead: proposals/s through a loopback OpenAI-compatible server, and cache hits.
 
-The server answers at once with a fixed valid answer, so the figures are the client's own cost
-per proposal (prompt with two PNG data URIs, JSON body, HTTP round trip, parse, cache write),
-not a real model's latency. Then every proposal is repeated to time cache hits.
+The server answers at once with a fixed valid answer (in our schema, or as Qwen2.5-VL or Gemini
+answer: ``--format``), so the figures are the client's own cost per proposal (prompt with two
+PNG data URIs, the ``openai`` client's request with ``response_format`` when ``--structured``,
+HTTP round trip, parse, cache write), not a real model's latency. Then every proposal is
+repeated to time cache hits.
 
-    python benchmarks/bench_vlm.py [--size 512x384] [--proposals 100]
+    python benchmarks/bench_vlm.py [--size 512x384] [--proposals 100] [--format segaug|qwen|gemini] [--structured]
 """
 
 import argparse
@@ -22,7 +24,12 @@ from segaug.vlm import OpenAICompatibleProvider, ResponseCache, VLMPlacementClie
 from segaug.vlm.prompt import build_messages
 
 LEGEND = {"road": (128, 64, 128), "building": (70, 70, 70), "car": (0, 0, 142)}
-ANSWER = json.dumps({"choices": [{"message": {"content": '{"points": [{"x": 10, "y": 20}]}'}}]}).encode()
+CONTENT = {
+    "segaug": '{"points": [{"x": 10, "y": 300}]}',
+    "qwen": '```json\n[\n\t{"point_2d": [10, 300], "label": "car"}\n]\n```',
+    "gemini": '```json\n[\n  {"point": [800, 20], "label": "car"}\n]\n```',
+}
+ANSWER = b""
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -53,7 +60,7 @@ def run(client, pairs) -> float:
     t0 = time.perf_counter()
     for image, mask in pairs:
         prop = client.propose(image, mask, LEGEND, "car", (40, 22), surfaces=["road"])
-        assert prop.error is None, prop.error
+        assert prop.error is None and prop.points, prop
     return time.perf_counter() - t0
 
 
@@ -61,31 +68,37 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="512x384", help="image WxH")
     ap.add_argument("--proposals", type=int, default=100)
+    ap.add_argument("--format", default="segaug", choices=sorted(CONTENT), help="how the server answers")
+    ap.add_argument("--structured", action="store_true", help="send response_format (json_schema)")
     args = ap.parse_args()
+    global ANSWER
+    ANSWER = json.dumps({"choices": [{"message": {"content": CONTENT[args.format]}}]}).encode()
     w, h = (int(v) for v in args.size.split("x"))
     pairs = list(scenes(args.proposals, w, h))
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    provider = OpenAICompatibleProvider(url, "bench", api_key_env=None, timeout_s=10)
+    provider = OpenAICompatibleProvider(url, "bench", api_key_env=None, timeout_s=10, structured=args.structured)
     try:
         t0 = time.perf_counter()
         for image, mask in pairs[:20]:
             build_messages(image, mask, LEGEND, "car", (40, 22), surfaces=["road"])
         prompt_ms = 1e3 * (time.perf_counter() - t0) / 20
-        uncached = run(VLMPlacementClient(provider), pairs)
+        fmt = "auto"
+        uncached = run(VLMPlacementClient(provider, answer_format=fmt), pairs)
         with tempfile.TemporaryDirectory() as tmp:
-            client = VLMPlacementClient(provider, ResponseCache(Path(tmp)))
+            client = VLMPlacementClient(provider, ResponseCache(Path(tmp)), answer_format=fmt)
             first = run(client, pairs)
             hits = run(client, pairs)
     finally:
         httpd.shutdown()
         httpd.server_close()
     n = len(pairs)
-    print(f"{n} proposals on {w}x{h} images (loopback server, instant answers)")
+    print(f"{n} proposals on {w}x{h} images (loopback server, instant answers in the {args.format} format"
+          f"{', structured outputs' if args.structured else ''}; openai client)")
     print(f"prompt only (2 PNG data URIs): {prompt_ms:7.2f} ms/proposal")
-    print(f"no cache:                       {n / uncached:7.1f} requests/s ({1e3 * uncached / n:.2f} ms/proposal)")
+    print(f"no cache:                       {n / uncached:7.1f} proposals/s ({1e3 * uncached / n:.2f} ms/proposal)")
     print(f"cache miss (request + write):   {n / first:7.1f} proposals/s ({1e3 * first / n:.2f} ms/proposal)")
     print(f"cache hit (no request):         {n / hits:7.1f} proposals/s ({1e3 * hits / n:.2f} ms/proposal)")
 

@@ -595,6 +595,11 @@ def thesis_inputs(wildcards):
             paste_dir(ds, th["split"], ts.removeprefix("paste-"), SEEDS[0])
             for ts in th.get("examples", [])
         ],
+        "vlm_sets": [
+            paste_dir(ds, th["split"], "vlm", s)
+            for s in SEEDS
+            if any(r["trainset"] == "paste-vlm" for r in th["rows"])
+        ],
     }
 
 

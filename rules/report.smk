@@ -132,7 +132,8 @@ rule thesis_table:
         ),
     shell:
         "python {params.script} --rows {params.rows} --metrics {input.metrics}"
-        " --examples {params.examples} --out-csv {output.csv} --out-md {output.md}"
+        " --examples {params.examples} --vlm-sets {input.vlm_sets}"
+        " --out-csv {output.csv} --out-md {output.md}"
         " --out-bars {output.bars} --out-examples {output.examples}"
         " {params.provenance} 2> {log}"
 

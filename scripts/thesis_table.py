@@ -7,7 +7,8 @@ r"""The thesis comparison table and its figures, from metrics files and pasted s
         --out-csv results/tables/thesis.csv --out-md results/tables/thesis.md \
         --out-bars results/figures/thesis_iou.png --out-examples results/figures/paste_examples.png
 
-Rows: methods (config thesis.rows), columns: per-class IoU and mIoU as mean ± std over seeds.
+Rows: methods (config thesis.rows), columns: per-class IoU and mIoU as mean ± std over seeds;
+with --vlm-sets, a vlm_placed column gives the share of objects the VLM placed in the VLM row.
 """
 
 import argparse
@@ -16,7 +17,14 @@ from segaug.cli import json_arg, run
 from segaug.errors import SegaugError
 from segaug.report.provenance import check_spec, write_sidecars
 from segaug.report.tables import write_table
-from segaug.report.thesis import iou_bar_figure, load_class_runs, paste_examples_figure, public, thesis_rows
+from segaug.report.thesis import (
+    iou_bar_figure,
+    load_class_runs,
+    paste_examples_figure,
+    public,
+    thesis_rows,
+    vlm_placed_label,
+)
 
 
 def main(argv=None):
@@ -24,6 +32,8 @@ def main(argv=None):
     ap.add_argument("--rows", required=True, type=json_arg, help="config thesis.rows (JSON)")
     ap.add_argument("--metrics", required=True, nargs="+")
     ap.add_argument("--examples", nargs="*", default=[], metavar="METHOD=DIR")
+    ap.add_argument("--vlm-sets", nargs="*", default=[], metavar="DIR",
+                    help="the VLM pasted sets (all seeds): the paste-vlm row gets the share the VLM placed")  # fmt: skip
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-bars", required=True)
@@ -32,7 +42,8 @@ def main(argv=None):
                     help="config, seeds, model ids: a .provenance.json sidecar beside each output")  # fmt: skip
     args = ap.parse_args(argv)
     check_spec(args.provenance_json)
-    rows = thesis_rows(args.rows, load_class_runs(args.metrics))
+    vlm_placed = {"paste-vlm": vlm_placed_label(args.vlm_sets)} if args.vlm_sets else None
+    rows = thesis_rows(args.rows, load_class_runs(args.metrics), vlm_placed)
     write_table(public(rows), args.out_csv, args.out_md, "Thesis comparison: per-class IoU (%), mean ± std over seeds")
     iou_bar_figure(rows, args.out_bars)
     if args.out_examples:

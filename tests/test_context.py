@@ -154,3 +154,45 @@ def test_context_and_vlm_paste_same_seed_same_bytes(server, tmp_path):  # noqa: 
 
     second = json.loads(outs["vlm", "b"]["summary.json"])["placer_stats"]
     assert second["requests"] == 0 and second["cache_hits"] > 0
+
+
+def test_vlm_native_answer_is_placed_and_its_convention_recorded(server, tmp_path):  # noqa: F811
+    """Qwen2.5-VL answers in pixels of its resized image: 80x60 is seen as 84x56 (smart_resize)."""
+    server.reply = lambda n, req: chat('```json\n[{"point_2d": [42, 42], "label": "car"}]\n```')
+    placer = vlm_placer(server, tmp_path)
+    image, label = scene()
+    placer.set_image("a", image, label)
+    pl = placer.place(np.random.default_rng(0), image, label, car())
+    assert pl.reason.startswith("vlm: road") and (pl.x + pl.width // 2, pl.y + pl.height // 2) == (40, 45)
+    assert pl.vlm_answer == "qwen point_2d resized_pixels 84x56"
+    assert placer.stats["answer_conventions"] == {"qwen point_2d resized_pixels 84x56": 1}
+
+
+def test_vlm_fallback_reason_carries_the_http_status(server, tmp_path):  # noqa: F811
+    from test_vlm import status
+
+    server.reply = lambda n, req: chat(points_json((40, 40))) if n == 1 else status(404)
+    placer = vlm_placer(server, tmp_path)
+    for k, with_car in enumerate((False, True)):
+        image, label = scene(with_car)
+        placer.set_image(str(k), image, label)
+        pl = placer.place(np.random.default_rng(0), image, label, car())
+    assert pl.reason.startswith("fallback (vlm: HTTP 404): surface: road")
+    assert placer.stats["fallback_reasons"] == {"HTTP 404": 1} and placer.stats["vlm_accepted"] == 1
+
+
+def test_too_few_vlm_placements_fail_unless_allowed(server, tmp_path):  # noqa: F811
+    server.reply = lambda n, req: chat("The car could go at (40, 40).")
+    placer = vlm_placer(server, tmp_path)
+    placer.min_vlm_share, placer.allow_all_fallback = 0.2, False
+    image, label = scene()
+    placer.set_image("a", image, label)
+    for k in range(3):
+        placer.place(np.random.default_rng(k), image, label, car())
+    with pytest.raises(SegaugError, match=r"the VLM placed 0 of 3 objects \(0%\), below vlm.min_vlm_share 20%.*"
+                                          r"parse error x3.*allow_all_fallback: true") as exc:  # fmt: skip
+        placer.finish()
+    assert "\n" not in str(exc.value)
+    placer.allow_all_fallback = True
+    placer.finish()
+    assert placer.stats["vlm_share"] == 0.0

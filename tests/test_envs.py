@@ -21,7 +21,7 @@ DIST = {
     "transformers": "transformers", "controlnet_aux": "controlnet-aux",
     "torch_fidelity": "torch-fidelity", "huggingface_hub": "huggingface-hub",
     "tokenizers": "tokenizers", "safetensors": "safetensors", "accelerate": "accelerate",
-    "einops": "einops", "matplotlib": "matplotlib",
+    "einops": "einops", "matplotlib": "matplotlib", "openai": "openai",
 }  # fmt: skip
 
 

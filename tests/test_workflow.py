@@ -238,6 +238,9 @@ def test_demo_thesis_table(demo_run):
     stats = vlm["placer_stats"]
     assert stats["vlm_accepted"] == 0 and stats["fallback"] == stats["requests"] > 0
     assert set(vlm["reasons"]) == {"fallback (vlm: parse error)"}
+    assert stats["vlm_share"] == 0  # kept only because the demo sets vlm.allow_all_fallback
+    vlm_row = rows[[r["method"] for r in rows].index("VLM paste")]
+    assert vlm_row["vlm_placed"].startswith("0% (0 of ") and rows[0]["vlm_placed"] == ""
     sig = [json.loads(x) for x in (paste / "sigtor/seed0/manifest.jsonl").read_text().splitlines()]
     assert sig and all(m["blend"] == "poisson" for m in sig)
     # a rerun of the VLM paste asks the model nothing: every answer comes from the cache

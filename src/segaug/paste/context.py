@@ -24,7 +24,8 @@ accepts the first whose footprint share passes the rule (reason ``"surface: road
 image and those failing the surface rule, and takes the first survivor (``"vlm: road 91%"``);
 when nothing survives (or the VLM failed, its answer did not parse, or the request budget is
 spent) it falls back to :class:`ContextPlacer` and says so in the reason
-(``"fallback (vlm: no valid point): surface: road 80%"``), which the manifest records.
+(``"fallback (vlm: no valid point): surface: road 80%"``, ``"fallback (vlm: HTTP 500): ..."``),
+which the manifest records, with how each VLM answer was read (``vlm_answer``).
 """
 
 from __future__ import annotations
@@ -219,20 +220,28 @@ class VLMPlacer:
     ``client`` follows :class:`segaug.vlm.client.VLMPlacementClient` (``propose(image, mask_rgb,
     legend, class_name, size, surfaces) -> Proposal``); ``colorize(label)`` gives the colour-coded
     mask and ``legend`` the colour of each class shown to the model. ``stats`` counts accepted
-    VLM points, fallbacks by cause, requests and cache hits for the summary.
+    VLM points, fallbacks by cause (``HTTP 404``, ``timeout``, ``parse error``, ``no valid
+    point``, ...), requests, cache hits and the answer conventions read, for the summary.
+
+    :meth:`finish` (called by the paste pipeline before the set is kept) records ``vlm_share``,
+    the share of objects the VLM placed, and raises :class:`SegaugError` with the share and the
+    top reasons when it is below ``min_vlm_share`` -- unless ``allow_all_fallback``.
     """
 
     name = "vlm"
 
     def __init__(self, context: SurfaceContext, client, legend: Mapping[str, tuple[int, int, int]],
-                 colorize: Callable[[np.ndarray], np.ndarray], fallback: ContextPlacer | None = None):  # fmt: skip
+                 colorize: Callable[[np.ndarray], np.ndarray], fallback: ContextPlacer | None = None,
+                 min_vlm_share: float = 0.0, allow_all_fallback: bool = True):  # fmt: skip
         self.context = context
         self.client = client
         self.legend = dict(legend)
         self.colorize = colorize
         self.fallback = fallback or ContextPlacer(context)
+        self.min_vlm_share = float(min_vlm_share)
+        self.allow_all_fallback = bool(allow_all_fallback)
         self.stats = {"vlm_accepted": 0, "fallback": 0, "fallback_reasons": {}, "requests": 0,
-                      "cache_hits": 0, "dropped_outside": 0}  # fmt: skip
+                      "cache_hits": 0, "dropped_outside": 0, "answer_conventions": {}}  # fmt: skip
 
     def set_image(self, image_id, image, label):
         self.context.set_image(image_id, image, label)
@@ -253,11 +262,33 @@ class VLMPlacer:
         self.stats["requests"] += prop.requests
         self.stats["cache_hits"] += int(prop.cached)
         self.stats["dropped_outside"] += prop.dropped_outside
+        convention = getattr(prop, "convention", None)
+        if convention:
+            conv = self.stats["answer_conventions"]
+            conv[convention] = conv.get(convention, 0) + 1
         if prop.error:
-            return self._fallback(rng, image, label, obj, prop.error.split(":")[0][:60])
+            why = getattr(prop, "cause", None) or prop.error.split(":")[0]
+            return self._fallback(rng, image, label, obj, why[:60])
         for cx, cy in prop.points:
             pl, share = self.fallback.try_point(obj, rule, allowed, int(cx), int(cy))
             if pl is not None:
                 self.stats["vlm_accepted"] += 1
-                return Placement(**{**pl.to_dict(), "reason": f"vlm: {_describe(rule, share).split(': ', 1)[1]}"})
+                reason = f"vlm: {_describe(rule, share).split(': ', 1)[1]}"
+                return Placement(**{**pl.to_dict(), "reason": reason, "vlm_answer": convention})
         return self._fallback(rng, image, label, obj, "no valid point" if prop.points else "no point")
+
+    def finish(self) -> None:
+        """Record ``vlm_share``; raise if the VLM placed too few objects (class docstring)."""
+        asked = self.stats["vlm_accepted"] + self.stats["fallback"]
+        share = self.stats["vlm_accepted"] / asked if asked else 0.0
+        self.stats["vlm_share"] = round(share, 4)
+        if not asked or self.allow_all_fallback or share >= self.min_vlm_share:
+            return
+        reasons = sorted(self.stats["fallback_reasons"].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        top = ", ".join(f"{why} x{n}" for why, n in reasons)
+        raise SegaugError(
+            f"vlm paste: the VLM placed {self.stats['vlm_accepted']} of {asked} objects ({share:.0%}), below "
+            f"vlm.min_vlm_share {self.min_vlm_share:.0%}; the others fell back ({top}). Check the "
+            "model's answers in the log (vlm.answer_format, vlm.coordinates, vlm.max_tokens), or set "
+            "vlm.allow_all_fallback: true to keep such a set"
+        )

@@ -24,7 +24,9 @@ from segaug.paste.placement import make_placer
 
 METHODS = ("random", "context", "vlm", "sigtor")
 VLM_KEYS = ("provider", "model", "base_url", "api_key_env", "timeout_s", "max_retries", "budget",
-            "n_points", "cache_dir", "max_new_tokens")  # fmt: skip
+            "n_points", "cache_dir", "max_new_tokens", "max_tokens", "structured", "answer_format",
+            "coordinates", "min_pixels", "max_pixels", "min_vlm_share", "allow_all_fallback")  # fmt: skip
+MIN_VLM_SHARE = 0.2  # default of vlm.min_vlm_share
 
 
 def surface_context(context_cfg: Mapping, table: ClassTable, surfaces_dir: str | Path | None = None) -> SurfaceContext:
@@ -53,21 +55,35 @@ def vlm_client(vlm_cfg: Mapping):
     unknown = sorted(set(cfg) - set(VLM_KEYS))
     if unknown:
         raise SegaugError(f"vlm: unknown key(s) {unknown}; known: {', '.join(VLM_KEYS)}")
+    answer_format = cfg.get("answer_format", "auto")
+    structured = cfg.get("structured")
+    if structured and answer_format in ("qwen", "gemini"):
+        raise SegaugError(
+            f"vlm.structured: true asks for our answer schema, but vlm.answer_format is {answer_format}; "
+            "set structured: false (or answer_format: auto)"
+        )
     if cfg.get("provider") == "openai":
         provider = OpenAICompatibleProvider(
             cfg.get("base_url", "https://api.openai.com/v1"), cfg["model"],
             api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"), timeout_s=cfg.get("timeout_s", 60),
-            max_retries=cfg.get("max_retries", 4),
+            max_retries=cfg.get("max_retries", 4), max_tokens=cfg.get("max_tokens", 256),
+            structured=answer_format in ("auto", "segaug") if structured is None else bool(structured),
+            min_pixels=cfg.get("min_pixels"), max_pixels=cfg.get("max_pixels"),
         )  # fmt: skip
     elif cfg.get("provider") == "local":
         from segaug.vlm.providers import LocalQwenProvider
 
-        provider = LocalQwenProvider(cfg["model"], device="auto", max_new_tokens=cfg.get("max_new_tokens", 128))
+        if structured:
+            raise SegaugError("vlm.structured: the local provider has no structured outputs; remove the key")
+        provider = LocalQwenProvider(cfg["model"], device="auto",
+                                     max_new_tokens=cfg.get("max_new_tokens", cfg.get("max_tokens", 128)),
+                                     min_pixels=cfg.get("min_pixels"), max_pixels=cfg.get("max_pixels"))  # fmt: skip
     else:
         raise SegaugError(f"vlm.provider: {cfg.get('provider')!r}; use openai (any compatible endpoint) or local")
     cache = ResponseCache(Path(cfg.get("cache_dir", "resources/vlm_cache")))
     budget = RequestBudget(int(cfg["budget"])) if cfg.get("budget") is not None else None
-    return VLMPlacementClient(provider, cache=cache, budget=budget, n_points=int(cfg.get("n_points", 5)))
+    return VLMPlacementClient(provider, cache=cache, budget=budget, n_points=int(cfg.get("n_points", 5)),
+                              answer_format=answer_format, coordinates=cfg.get("coordinates"))  # fmt: skip
 
 
 def build_placer(
@@ -89,4 +105,7 @@ def build_placer(
     if method == "context":
         return rule_based
     legend = {name: tuple(int(v) for v in table.palette[k]) for k, name in enumerate(table.names)}
-    return VLMPlacer(ctx, vlm_client(vlm_cfg), legend, table.colorize, fallback=rule_based)
+    vlm_cfg = dict(vlm_cfg or {})
+    return VLMPlacer(ctx, vlm_client(vlm_cfg), legend, table.colorize, fallback=rule_based,
+                     min_vlm_share=float(vlm_cfg.get("min_vlm_share", MIN_VLM_SHARE)),
+                     allow_all_fallback=bool(vlm_cfg.get("allow_all_fallback", False)))  # fmt: skip

@@ -218,7 +218,8 @@ def paste_dataset(
     target_id, output_id, copy, order (paste number within the image), crop, source_id,
     class_index, class_name, x, y, width, height (top-left and size after scaling), scale,
     flip, blend, feather_px, reason, pixels (label pixels the paste set, clipped; a later
-    paste in the same image may cover some). Returns the summary.json dict.
+    paste in the same image may cover some), and vlm_answer for VLM-placed objects (how the
+    answer was read: format, shape, coordinates). Returns the summary.json dict.
     """
     check_options(
         copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
@@ -271,6 +272,7 @@ def paste_dataset(
                         "scale": round(pl.scale, 6), "flip": pl.flip, "blend": blend,
                         "feather_px": feather_px if blend == "feather" else 0,
                         "reason": pl.reason, "pixels": px,
+                        **({"vlm_answer": pl.vlm_answer} if pl.vlm_answer else {}),
                     }, sort_keys=True))  # fmt: skip
         options = {
             "copies_per_image": copies_per_image,
@@ -280,6 +282,8 @@ def paste_dataset(
             "blend": blend,
             "feather_px": feather_px,
         }
+        if hasattr(placer, "finish"):  # e.g. VLM paste: fails here if the VLM was hardly used
+            placer.finish()
         extra = {"reasons": _reason_counts(manifest)}
         if getattr(placer, "stats", None):
             extra["placer_stats"] = placer.stats

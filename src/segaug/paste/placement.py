@@ -42,6 +42,7 @@ class Placement:
     scale: float
     flip: bool
     reason: str
+    vlm_answer: str | None = None  # VLM placements: how the answer was read (segaug.vlm.parse)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -38,8 +38,26 @@ def _stats(values: Sequence[float | None]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def thesis_rows(rows: Sequence[Mapping], runs: Sequence[Mapping]) -> list[dict]:
-    """One row per method: name, trainset, loss, seeds, IoU per class and mIoU as mean ± std."""
+def vlm_placed_label(set_dirs: Sequence[str | Path]) -> str:
+    """Share of the objects the VLM placed over VLM pasted sets (their summary.json), e.g.
+    ``"37% (104 of 280 objects)"``; the rest took the rule-based fallback."""
+    placed = asked = 0
+    for d in set_dirs:
+        path = Path(d) / "summary.json"
+        try:
+            stats = json.loads(path.read_text())["placer_stats"]
+            placed += int(stats["vlm_accepted"])
+            asked += int(stats["vlm_accepted"]) + int(stats["fallback"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SegaugError(f"{path}: not the summary of a VLM pasted set ({e}); rerun its paste job") from None
+    return f"{placed / asked:.0%} ({placed} of {asked} objects)" if asked else "no objects"
+
+
+def thesis_rows(rows: Sequence[Mapping], runs: Sequence[Mapping], vlm_placed: Mapping[str, str] | None = None) -> list[dict]:
+    """One row per method: name, trainset, loss, seeds, IoU per class and mIoU as mean ± std.
+
+    ``vlm_placed`` (training set -> :func:`vlm_placed_label`) adds a ``vlm_placed`` column that
+    labels each VLM-pasted row with the share of objects the VLM really placed."""
     if not runs:
         raise SegaugError("thesis table: no metrics given")
     classes = runs[0]["classes"]
@@ -53,6 +71,8 @@ def thesis_rows(rows: Sequence[Mapping], runs: Sequence[Mapping]) -> list[dict]:
             )
         row = {"method": spec["name"], "trainset": spec["trainset"], "loss": spec["loss"],
                "seeds": " ".join(str(s) for s in sorted(r["seed"] for r in grp))}  # fmt: skip
+        if vlm_placed:
+            row["vlm_placed"] = vlm_placed.get(spec["trainset"], "")
         for c in classes:
             mean, std = _stats([r["iou"][c] for r in grp])
             row[c] = f"{mean:.2f} ± {std:.2f}"

@@ -19,7 +19,7 @@ Typical use::
 
 from segaug.vlm.cache import ResponseCache, cache_key
 from segaug.vlm.client import BudgetExhausted, Proposal, RequestBudget, VLMPlacementClient
-from segaug.vlm.parse import ParseResult, parse_points
+from segaug.vlm.parse import ParseResult, parse_answer, parse_points, smart_resize
 from segaug.vlm.prompt import build_messages, image_digest, prompt_text
 from segaug.vlm.providers import LocalQwenProvider, OpenAICompatibleProvider, Provider, VLMError
 
@@ -37,6 +37,8 @@ __all__ = [
     "build_messages",
     "cache_key",
     "image_digest",
+    "parse_answer",
     "parse_points",
     "prompt_text",
+    "smart_resize",
 ]

@@ -31,19 +31,41 @@ from segaug.errors import SegaugError
 
 ANSWER_SCHEMA_TEXT = '{"points": [{"x": <int>, "y": <int>}, ...]}'
 
-SYSTEM_PROMPT = (
-    "You help augment a semantic segmentation dataset by pasting objects into photos. "
-    "You get a photo and its colour-coded segmentation mask (same size, one colour per class). "
-    "Propose where an object of the given class and size could realistically be placed: it must "
-    "stand on an allowed surface, not float, not overlap other objects, and match the scene's "
-    "perspective.\n"
-    "Each point is the CENTRE of the object's bounding box, in pixels of the photo: origin at the "
-    "top-left corner, x to the right, y downwards, 0 <= x < image width, 0 <= y < image height. "
-    "x and y are integers.\n"
-    "Answer with exactly one JSON object and nothing else (no prose, no explanation), in this "
-    f"schema: {ANSWER_SCHEMA_TEXT}\n"
-    "Order the points from best to worst. If no place fits, answer {\"points\": []}."
-)
+#: What each ``vlm.answer_format`` asks for: (schema text, coordinate convention, empty answer).
+#: ``qwen`` and ``gemini`` ask in the model's own grounding format (Qwen2.5-VL cookbook
+#: "spatial understanding"; Gemini image understanding), which those models answer most reliably.
+ANSWER_TEXTS = {
+    "segaug": (ANSWER_SCHEMA_TEXT,
+               "in pixels of the photo: origin at the top-left corner, x to the right, y downwards, "
+               "0 <= x < image width, 0 <= y < image height. x and y are integers.",
+               '{"points": []}'),
+    "qwen": ('[{"point_2d": [x, y], "label": "<class>"}, ...]',
+             "as absolute pixel coordinates [x, y] of the photo as you see it: origin at the top-left corner.",
+             "[]"),
+    "gemini": ('[{"point": [y, x], "label": "<class>"}, ...]',
+               "as [y, x] normalized to 0-1000: origin at the top-left corner, (1000, 1000) the bottom-right.",
+               "[]"),
+}
+
+
+
+def system_prompt(answer_format: str = "segaug") -> str:
+    """The system message: the task and the answer format (``auto`` asks for ours)."""
+    schema, convention, empty = ANSWER_TEXTS.get(answer_format, ANSWER_TEXTS["segaug"])
+    return (
+        "You help augment a semantic segmentation dataset by pasting objects into photos. "
+        "You get a photo and its colour-coded segmentation mask (same size, one colour per class). "
+        "Propose where an object of the given class and size could realistically be placed: it must "
+        "stand on an allowed surface, not float, not overlap other objects, and match the scene's "
+        "perspective.\n"
+        f"Each point is the CENTRE of the object's bounding box, {convention}\n"
+        f"Answer with exactly one JSON {'object' if empty.startswith('{') else 'list'} and nothing else (no prose, no explanation), in this "
+        f"schema: {schema}\n"
+        f"Order the points from best to worst. If no place fits, answer {empty}."
+    )
+
+
+SYSTEM_PROMPT = system_prompt()
 
 
 def _check_rgb(name: str, arr: np.ndarray) -> None:
@@ -83,6 +105,7 @@ def user_text(
     image_size: tuple[int, int],
     n_points: int,
     surfaces: Sequence[str] | None,
+    answer_format: str = "segaug",
 ) -> str:
     """The text of the user message (everything but the two images)."""
     (w, h), (W, H) = size, image_size
@@ -99,7 +122,8 @@ def user_text(
             f"(centre y + {h // 2} px) must lie on one of these surfaces."
         )
     lines.append(
-        f"Give up to {n_points} candidate centre points, best first, as JSON only: {ANSWER_SCHEMA_TEXT}"
+        f"Give up to {n_points} candidate centre points, best first, as JSON only: "
+        f"{ANSWER_TEXTS.get(answer_format, ANSWER_TEXTS['segaug'])[0]}"
     )
     return "\n".join(lines)
 
@@ -113,6 +137,7 @@ def build_messages(
     n_points: int = 5,
     surfaces: Sequence[str] | None = None,
     image_url: Callable[[np.ndarray], str] = png_data_uri,
+    answer_format: str = "segaug",
 ) -> list[dict]:
     """OpenAI chat-completions ``messages`` asking where to paste one ``class_name`` object.
 
@@ -124,6 +149,7 @@ def build_messages(
 
     ``image_url`` turns an array into the URL sent (default: a PNG data URI). The client passes
     a stub to get :func:`prompt_text` for its cache key without encoding the images.
+    ``answer_format`` (``segaug``/``auto``, ``qwen``, ``gemini``): the format the answer is asked in.
     """
     _check_rgb("image", image)
     _check_rgb("mask_rgb", mask_rgb)
@@ -148,9 +174,9 @@ def build_messages(
             f"the mask; legend classes: {', '.join(legend)}"
         )
     H, W = image.shape[:2]
-    text = user_text(legend, class_name, (w, h), (W, H), int(n_points), surfaces)
+    text = user_text(legend, class_name, (w, h), (W, H), int(n_points), surfaces, answer_format)
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": system_prompt(answer_format)},
         {
             "role": "user",
             "content": [

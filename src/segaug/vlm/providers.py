@@ -7,8 +7,8 @@ request (every HTTP attempt, retries included, or every local generation); the c
 to count requests against its budget, and it may raise to stop (see
 :class:`segaug.vlm.client.RequestBudget`).
 
-:class:`OpenAICompatibleProvider` speaks the OpenAI chat-completions HTTP API with the standard
-library. ``base_url`` is the part before ``/chat/completions``:
+:class:`OpenAICompatibleProvider` speaks the OpenAI chat-completions HTTP API through the
+``openai`` client. ``base_url`` is the part before ``/chat/completions``:
 
 ==============================  ================================================================
 OpenAI                          ``https://api.openai.com/v1`` (``api_key_env="OPENAI_API_KEY"``)
@@ -19,7 +19,10 @@ vLLM (``vllm serve <model>``)   ``http://<host>:8000/v1`` (``api_key_env=None`` 
 ==============================  ================================================================
 
 Thinking models (Gemini 2.5, o-series) spend output tokens on reasoning: raise ``max_tokens``
-if answers come back empty.
+if answers come back empty. The requests go through the ``openai`` Python client (its
+timeouts, retries with backoff and ``Retry-After``, typed errors); structured outputs
+(``response_format`` json_schema) are sent when asked and dropped once if the endpoint refuses
+them (HTTP 400 naming the parameter).
 
 :class:`LocalQwenProvider` runs Qwen2.5-VL in-process with ``transformers`` (a hub id cached
 offline, or a local directory such as the tiny test model of :mod:`segaug.vlm.tiny`).
@@ -27,8 +30,10 @@ offline, or a local directory such as the tiny test model of :mod:`segaug.vlm.ti
 Errors
     :class:`VLMError` (a :class:`SegaugError`, so a script that lets it escape prints one line)
     means the service failed or answered something unusable: HTTP errors after the retries,
-    4xx other than 429, timeouts, a malformed response body. ``status`` holds the HTTP status
-    when there was one. The client turns a VLMError into a failed proposal (rule-based fallback).
+    4xx other than 408/409/429, timeouts, connection errors, a malformed response body.
+    ``status`` holds the HTTP status when there was one and ``kind`` says ``http``, ``timeout``
+    or ``connection``. The client turns a VLMError into a failed proposal (rule-based fallback),
+    except the ones every request would repeat (see :class:`segaug.vlm.client.VLMPlacementClient`).
     Configuration mistakes (an API-key variable that is named but unset, a bad ``base_url``) are
     plain :class:`SegaugError` and are *not* caught by the client: every request would fail.
 
@@ -37,23 +42,20 @@ Secrets
     ``Authorization`` header. It is never stored on the provider, logged, cached or put in an
     error message: any text from the server that ends up in a message or in the returned answer
     has the key replaced by ``***``. Redirects are not followed, so the header never goes to
-    another host.
+    another host. The ``openai`` client is made per call with the key read then, and it never
+    falls back to ``OPENAI_API_KEY`` (nor sends ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import http.client
 import io
 import json
 import logging
 import os
 import threading
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Callable, Protocol, runtime_checkable
 
 from segaug.errors import SegaugError
@@ -61,7 +63,6 @@ from segaug.errors import SegaugError
 log = logging.getLogger(__name__)
 
 OnRequest = Callable[[], None] | None
-RETRYABLE_STATUS = frozenset({429}) | frozenset(range(500, 600))
 _SNIPPET = 200
 
 
@@ -73,11 +74,12 @@ class VLMError(SegaugError):
     """
 
     def __init__(self, message: str, status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None):  # fmt: skip
+                 retry_after: float | None = None, kind: str | None = None):  # fmt: skip
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = kind  # "http", "timeout", "connection" (None: an unusable answer)
 
 
 @runtime_checkable
@@ -101,13 +103,6 @@ def _snippet(data: bytes | str, secret: str | None) -> str:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = redact(text, secret).strip().replace("\n", " ")
     return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: a 3xx becomes an HTTPError, and the Authorization header stays here."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
 
 
 def message_content(raw: bytes, secret: str | None = None) -> str:
@@ -136,19 +131,36 @@ def message_content(raw: bytes, secret: str | None = None) -> str:
     return redact(content, secret)
 
 
-class OpenAICompatibleProvider:
-    """An OpenAI-compatible chat-completions endpoint over HTTP (module docstring).
+def _names_response_format(detail: str) -> bool:
+    """Does an HTTP 400 body say that the structured-output parameter is the problem?"""
+    low = detail.lower()
+    return any(word in low for word in ("response_format", "json_schema", "structured output", "guided"))
 
-    Each :meth:`complete` POSTs ``{base_url}/chat/completions`` with ``{model, messages,
-    temperature, max_tokens}``. A 429, a 5xx, a timeout (``timeout_s`` per attempt) or a
-    connection error is retried up to ``max_retries`` times, waiting ``backoff_s * 2**k``
-    seconds before retry ``k + 1`` (no jitter, so runs are reproducible), or the server's
-    numeric ``Retry-After`` if longer, never more than ``max_backoff_s``. Any other status >= 300
-    fails at once. ``sleep`` is injectable for tests.
+
+class OpenAICompatibleProvider:
+    """An OpenAI-compatible chat-completions endpoint, through the ``openai`` client (module docstring).
+
+    Each :meth:`complete` is one ``client.chat.completions.create(model, messages, temperature,
+    max_tokens[, response_format])``. The ``openai`` client does the retries: a 408, 409, 429, a
+    5xx, a timeout (``timeout_s`` per attempt) or a connection error is retried up to
+    ``max_retries`` times with its exponential backoff (0.5 s doubling, at most 8 s, with
+    jitter) or the server's ``Retry-After`` (up to 60 s); anything else fails at once as a
+    typed error, which is turned into a :class:`VLMError` with ``status`` and ``kind``
+    (``http``, ``timeout``, ``connection``). Every HTTP attempt, retries included, calls
+    ``on_request`` first (an ``httpx`` request hook), so the budget counts real requests; a
+    non-2xx answer is logged as one warning line (redacted) as it arrives.
+
+    ``structured``: send ``response_format: {"type": "json_schema", "json_schema": {"name":
+    "placement", "schema": <the answer schema>, "strict": true}}`` (OpenAI, Gemini's
+    OpenAI-compatible endpoint and vLLM's guided decoding accept it). An endpoint that answers
+    HTTP 400 naming the parameter is told once in the log, asked again without it, and never
+    sent it again by this provider.
 
     ``api_key_env`` names the environment variable holding the key (read at each call); None
-    sends no ``Authorization`` header (a local vLLM). A named variable that is unset or empty
-    raises :class:`SegaugError` naming the variable.
+    sends no ``Authorization`` header (a local vLLM) and never reads ``OPENAI_API_KEY``. A named
+    variable that is unset or empty raises :class:`SegaugError` naming the variable.
+    Redirects are not followed. ``min_pixels``/``max_pixels``/``factor`` describe how the served
+    model resizes images (Qwen2.5-VL's processor): used to read ``resized_pixels`` answers.
     """
 
     name = "openai-compatible"
@@ -160,11 +172,12 @@ class OpenAICompatibleProvider:
         api_key_env: str | None = "OPENAI_API_KEY",
         timeout_s: float = 60,
         max_retries: int = 4,
-        backoff_s: float = 1.0,
-        max_backoff_s: float = 30,
         temperature: float = 0.0,
         max_tokens: int = 256,
-        sleep: Callable[[float], None] = time.sleep,
+        structured: bool = False,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        factor: int = 28,
     ):
         parsed = urllib.parse.urlsplit(str(base_url))
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -174,21 +187,28 @@ class OpenAICompatibleProvider:
             )
         if not model:
             raise SegaugError("vlm model: name the model to ask (e.g. gpt-4o-mini, gemini-2.5-flash)")
-        if int(max_retries) < 0 or float(timeout_s) <= 0:
-            raise SegaugError(f"vlm: max_retries must be >= 0 and timeout_s > 0, got {max_retries}, {timeout_s}")
+        if int(max_retries) < 0 or float(timeout_s) <= 0 or int(max_tokens) < 1:
+            raise SegaugError(
+                f"vlm: max_retries must be >= 0, timeout_s > 0 and max_tokens >= 1, got "
+                f"{max_retries}, {timeout_s}, {max_tokens}"
+            )
         self.base_url = str(base_url).rstrip("/")
         self.url = f"{self.base_url}/chat/completions"
         self.model = str(model)
         self.api_key_env = api_key_env or None
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
-        self.backoff_s = float(backoff_s)
-        self.max_backoff_s = float(max_backoff_s)
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
-        self.sleep = sleep
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self.structured = bool(structured)
+        self.structured_supported = True  # False once the endpoint refused response_format
+        self.min_pixels = int(min_pixels) if min_pixels is not None else None
+        self.max_pixels = int(max_pixels) if max_pixels is not None else None
+        self.factor = int(factor)
         self._plain_http_warned = False
+        self._local = threading.local()
+        self._http = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (f"OpenAICompatibleProvider(base_url={self.base_url!r}, model={self.model!r}, "
@@ -196,8 +216,19 @@ class OpenAICompatibleProvider:
 
     @property
     def params(self) -> dict[str, Any]:
-        """Generation parameters (part of the cache key)."""
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        """Generation parameters (part of the cache key): as configured, not as negotiated."""
+        out: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.structured:
+            out["response_format"] = "json_schema"
+        return out
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of an image as the served Qwen2.5-VL processor resizes it."""
+        from segaug.vlm.parse import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, smart_resize
+
+        h, w = smart_resize(height, width, self.factor, self.min_pixels or QWEN_MIN_PIXELS,
+                            self.max_pixels or QWEN_MAX_PIXELS)  # fmt: skip
+        return w, h
 
     # -------------------------------------------------------------------------------- helpers
 
@@ -213,13 +244,6 @@ class OpenAICompatibleProvider:
             )
         return key
 
-    def _headers(self, key: str | None) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "segaug-vlm"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-            self._warn_plain_http()
-        return headers
-
     def _warn_plain_http(self) -> None:
         host = urllib.parse.urlsplit(self.url).hostname or ""
         loopback = host in ("localhost", "127.0.0.1", "::1")
@@ -227,77 +251,116 @@ class OpenAICompatibleProvider:
             log.warning("sending the API key from %s over plain http to %s", self.api_key_env, host)
             self._plain_http_warned = True
 
-    def backoff(self, retry: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based), see the class docstring."""
-        delay = self.backoff_s * 2 ** (retry - 1)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return min(delay, self.max_backoff_s)
+    def _on_http_request(self, request) -> None:
+        hook = getattr(self._local, "on_request", None)
+        if hook is not None:
+            hook()  # may raise BudgetExhausted: the openai client lets it through
+        self._local.attempts = getattr(self._local, "attempts", 0) + 1
 
-    @staticmethod
-    def _retry_after(headers) -> float | None:
-        value = headers.get("Retry-After") if headers is not None else None
+    def _on_http_response(self, response) -> None:
+        if response.status_code < 300:
+            return
         try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            return None  # absent, or an HTTP date: use the exponential backoff
-        return seconds if seconds >= 0 else None
+            detail = _snippet(response.read(), getattr(self._local, "key", None))
+        except Exception:  # noqa: BLE001 - a body we cannot read is only a log detail here
+            detail = ""
+        self._local.detail = detail
+        log.warning("HTTP %d from %s (model %s): %s", response.status_code, self.url, self.model, detail)
 
-    def _post_once(self, body: bytes, headers: dict[str, str], key: str | None) -> bytes:
-        """One POST; returns the body of a 2xx answer, raises VLMError (``retryable`` set) otherwise."""
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(req, timeout=self.timeout_s) as resp:
-                return resp.read()
-        except urllib.error.HTTPError as e:
-            try:
-                detail = _snippet(e.read(), key)
-            except (OSError, http.client.HTTPException):
-                detail = ""
-            raise VLMError(
-                f"HTTP {e.code} from {self.url}: {detail}", status=e.code,
-                retryable=e.code in RETRYABLE_STATUS, retry_after=self._retry_after(e.headers),
-            ) from None
-        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            reason = getattr(e, "reason", e)
-            if isinstance(reason, TimeoutError) or isinstance(e, TimeoutError):
-                what = f"no answer from {self.url} within {self.timeout_s:g} s"
-            else:
-                what = f"cannot reach {self.url}: {redact(str(reason), key)}"
-            raise VLMError(what, retryable=True) from None
+    def http_client(self):
+        """The shared ``httpx`` client (connection pool, hooks, no redirects), made once."""
+        with self._lock:
+            if self._http is None:
+                import openai
+
+                self._http = openai.DefaultHttpxClient(  # the client openai builds, without redirects
+                    follow_redirects=False, trust_env=True,
+                    event_hooks={"request": [self._on_http_request], "response": [self._on_http_response]},
+                )  # fmt: skip
+            return self._http
+
+    def _client(self, key: str | None):
+        import openai
+
+        # only what we configure is sent: no OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment
+        headers = {"User-Agent": "segaug-vlm", "OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+        if key is not None:
+            self._warn_plain_http()
+        return openai.OpenAI(
+            api_key=key or "", admin_api_key="", base_url=self.base_url,
+            timeout=self.timeout_s, max_retries=self.max_retries, default_headers=headers,
+            http_client=self.http_client(),
+        )  # fmt: skip
+
+    def response_format(self) -> dict:
+        from segaug.vlm.parse import POINTS_SCHEMA
+
+        schema = {k: v for k, v in POINTS_SCHEMA.items() if k != "$schema"}
+        return {"type": "json_schema", "json_schema": {"name": "placement", "schema": schema, "strict": True}}
+
+    def _error(self, e: Exception, key: str | None) -> VLMError:
+        """A VLMError (status, kind, redacted one-line message) for an ``openai`` exception."""
+        err = self._error_of(e, key)
+        attempts = getattr(self._local, "attempts", 0)
+        if attempts > 1:
+            err = VLMError(f"{err} (gave up after {attempts} attempts)", status=err.status, kind=err.kind)
+        return err
+
+    def _error_of(self, e: Exception, key: str | None) -> VLMError:
+        import openai
+
+        if isinstance(e, openai.APIStatusError):
+            detail = getattr(self._local, "detail", "") or _snippet(str(getattr(e, "message", e)), key)
+            return VLMError(f"provider error: HTTP {e.status_code} from {self.url}: {detail}",
+                            status=e.status_code, kind="http")  # fmt: skip
+        if isinstance(e, openai.APITimeoutError):
+            return VLMError(f"provider error: no answer from {self.url} within {self.timeout_s:g} s", kind="timeout")
+        cause = e.__cause__ or e.__context__ or e
+        return VLMError(f"provider error: cannot reach {self.url}: {redact(str(cause), key) or type(cause).__name__}",
+                        kind="connection")  # fmt: skip
 
     # ------------------------------------------------------------------------------ the call
 
     def complete(self, messages: list[dict], on_request: OnRequest = None) -> str:
-        """POST ``messages``; return the answer text (retries and errors: class docstring)."""
-        key = self.api_key()
-        headers = self._headers(key)
-        body = json.dumps(
-            {"model": self.model, "messages": messages, "temperature": self.temperature, "max_tokens": self.max_tokens}
-        ).encode("utf-8")
-        attempts = self.max_retries + 1
-        delay = 0.0
-        for attempt in range(1, attempts + 1):
-            if on_request is not None:
-                on_request()  # may raise (budget spent): checked before waiting
-            if attempt > 1:
-                self.sleep(delay)
-            log.debug("POST %s (model %s, attempt %d/%d)", self.url, self.model, attempt, attempts)
-            try:
-                raw = self._post_once(body, headers, key)
-            except VLMError as e:
-                if not e.retryable:
-                    raise VLMError(f"provider error: {e}", status=e.status) from None
-                if attempt == attempts:
-                    raise VLMError(
-                        f"provider error: {e} (gave up after {attempts} attempts)", status=e.status, retryable=True
-                    ) from None
-                delay = self.backoff(attempt, e.retry_after)
-                log.warning("%s; retry %d/%d in %.2f s", e, attempt, self.max_retries, delay)
-                continue
-            return message_content(raw, key)
-        raise AssertionError("unreachable")
+        """Ask the endpoint; return the answer text (retries and errors: class docstring)."""
+        import openai
 
+        key = self.api_key()
+        client = self._client(key)
+        kwargs = {"model": self.model, "messages": messages, "temperature": self.temperature,
+                  "max_tokens": self.max_tokens}  # fmt: skip
+        if key is None:
+            kwargs["extra_headers"] = {"Authorization": openai.Omit()}  # no key, and never OPENAI_API_KEY's
+        if self.structured and self.structured_supported:
+            kwargs["response_format"] = self.response_format()
+        self._local.on_request, self._local.key, self._local.attempts = on_request, key, 0
+        try:
+            for _ in range(2):
+                self._local.detail = ""
+                try:
+                    raw = client.chat.completions.with_raw_response.create(**kwargs)
+                    break
+                except openai.BadRequestError as e:
+                    detail = self._local.detail or _snippet(str(e.message), key)
+                    if "response_format" not in kwargs or not _names_response_format(detail):
+                        raise
+                    log.warning("%s at %s does not take structured outputs (HTTP 400: %s); asking without "
+                                "response_format from now on", self.model, self.base_url, detail)  # fmt: skip
+                    self.structured_supported = False
+                    del kwargs["response_format"]
+            body = raw.http_response.content
+        except openai.OpenAIError as e:
+            raise self._error(e, key) from None
+        finally:
+            self._local.on_request = self._local.key = None
+        return message_content(body, key)
+
+    def close(self) -> None:
+        """Close the shared connection pool (it is reopened on the next call)."""
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
 # ------------------------------------------------------------------------------- local Qwen
 
@@ -348,7 +411,8 @@ class LocalQwenProvider:
 
     name = "local-qwen"
 
-    def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", device: str = "auto", max_new_tokens: int = 128):
+    def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", device: str = "auto", max_new_tokens: int = 128,
+                 min_pixels: int | None = None, max_pixels: int | None = None):  # fmt: skip
         from segaug.device import resolve_device
         from segaug.generative import hub
 
@@ -356,6 +420,8 @@ class LocalQwenProvider:
         self.ref = hub.resolve(self.model, "VLM model")
         self.device = resolve_device(device)
         self.max_new_tokens = int(max_new_tokens)
+        self.min_pixels = int(min_pixels) if min_pixels is not None else None
+        self.max_pixels = int(max_pixels) if max_pixels is not None else None
         self._net = None
         self._processor = None
         self._lock = threading.Lock()
@@ -366,7 +432,22 @@ class LocalQwenProvider:
     @property
     def params(self) -> dict[str, Any]:
         """Generation parameters (part of the cache key)."""
-        return {"max_new_tokens": self.max_new_tokens, "do_sample": False}
+        out: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": False}
+        if self.min_pixels is not None or self.max_pixels is not None:
+            out.update(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return out
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of an image as this model's processor resizes it (its ``smart_resize``)."""
+        from segaug.vlm.parse import smart_resize
+
+        _, processor = self.load()
+        ip = processor.image_processor
+        size = getattr(ip, "size", None) or {}
+        lo = self.min_pixels or size.get("shortest_edge") or getattr(ip, "min_pixels", None)
+        hi = self.max_pixels or size.get("longest_edge") or getattr(ip, "max_pixels", None)
+        h, w = smart_resize(height, width, ip.patch_size * ip.merge_size, lo, hi)
+        return w, h
 
     def load(self):
         """Load (once) and return ``(model, processor)``."""
@@ -377,7 +458,8 @@ class LocalQwenProvider:
 
                 dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
                 log.info("loading %s on %s", self.model, self.device)
-                self._processor = AutoProcessor.from_pretrained(self.ref)
+                kw = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}
+                self._processor = AutoProcessor.from_pretrained(self.ref, **kw)
                 net = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.ref, dtype=dtype)
                 self._net = net.to(self.device).eval()
             return self._net, self._processor
