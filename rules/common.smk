@@ -1,6 +1,7 @@
 # Config access, validation, wildcard constraints and path helpers.
 # The only Python in the workflow besides the scripts: rules call these helpers.
 
+import dataclasses
 import json
 import os
 import re
@@ -17,7 +18,8 @@ SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 # process needs no numpy).
 sys.path.insert(0, str(SRC))
 from segaug.data.sources import dataset_fingerprint
-from segaug.workflow.config import expand_variants, table7_variant, validate_config
+from segaug.workflow import plan
+from segaug.workflow.config import expand_variants, validate_config
 
 # Every job, local or on a cluster node, imports the library from src/ (no install needed).
 # Bash strict mode is kept (a custom prefix replaces Snakemake's default one).
@@ -50,6 +52,9 @@ HF_HOME = config.get("hf_home", "resources/huggingface").rstrip("/")
 PASTE_METHODS = sorted(config["paste"])
 GEN = config.get("generative") or {}
 VARIANTS = expand_variants(config)
+FIGURES = plan.figures_cfg(
+    config
+)  # model, split and samples of Table 2 / Figure 5 / the grid
 TRAINSETS = (
     ["origin"] + [f"paste-{m}" for m in PASTE_METHODS] + [f"gen-{v}" for v in VARIANTS]
 )
@@ -123,31 +128,6 @@ def check_split(wildcards):
         )
 
 
-def list_file(name):
-    lst = config["lists"][name]
-    return lst.get("path") or f"{RAW}/lists/{name}.txt"
-
-
-def split_source(wildcards, part):
-    """File an id list comes from: a set shipped with the dataset or a downloaded list."""
-    kind, _, ref = config["splits"][wildcards.split][part].partition(":")
-    if kind == "set":
-        return f"{dataset_dir(wildcards.dataset)}/sets/{ref}.txt"
-    return list_file(ref)
-
-
-def split_inputs(wildcards):
-    check_split(wildcards)
-    inputs = {"dataset": dataset_dir(wildcards.dataset)}
-    if dataset_cfg(wildcards.dataset)["kind"] == "canonical":
-        inputs["verified"] = dataset_ready(wildcards.dataset)
-    for part in ("train", "val"):
-        kind, _, ref = config["splits"][wildcards.split][part].partition(":")
-        if kind == "list":
-            inputs[f"{part}_list"] = list_file(ref)
-    return inputs
-
-
 def split_inputs_train(wildcards):
     """The dataset and the split's train list (what the generative rules read)."""
     check_split(wildcards)
@@ -157,158 +137,8 @@ def split_inputs_train(wildcards):
     }
 
 
-def voc_tar(dataset):
-    return f"{RAW}/{dataset}.tar"
-
-
-def prepare_inputs(wildcards):
-    d = dataset_cfg(wildcards.dataset)
-    if d["kind"] == "voc" and not d.get("path"):
-        return {"tar": voc_tar(wildcards.dataset)}
-    return {}
-
-
-def prepare_args(wildcards, input, threads):
-    d = dataset_cfg(wildcards.dataset)
-    if d["kind"] == "voc":
-        table = {k: CLASS_TABLES[wildcards.dataset][k] for k in ("names", "palette")}
-        args = f"--kind voc --classes-json {jarg(table)} --threads {threads}"
-        args += f" --year {d['year']}" if d.get("year") else ""
-        if d.get("ignore_color"):
-            args += " --ignore-color " + " ".join(map(str, d["ignore_color"]))
-        if d.get("path"):
-            return f"{args} --voc-root {shlex.quote(d['path'])}"
-        return f"{args} --voc-tar {input.tar}"
-    if d["kind"] == "demo":
-        keys = ("num_train", "num_val", "width", "height", "seed")
-        return "--kind demo " + " ".join(
-            f"--{k.replace('_', '-')} {d[k]}" for k in keys if k in d
-        )
-    if d["kind"] == "vaihingen":
-        args = f"--kind vaihingen --root {shlex.quote(d['path'])}"
-        args += (
-            f" --patch-size {d.get('patch_size', 512)} --stride {d.get('stride', 512)}"
-        )
-        return args + (" --eroded" if d.get("eroded") else "")
-    raise WorkflowError(
-        f"dataset '{wildcards.dataset}': kind {d['kind']} is used in place"
-    )
-
-
-def source_fingerprint(wildcards):
-    """Size + mtime of every source file: a changed source makes Snakemake plan the
-    conversion (or the in-place check) again ("params changed")."""
-    return dataset_fingerprint(dataset_cfg(wildcards.dataset))
-
-
-def dataset_ready(dataset):
-    """What proves a dataset usable: the converted dataset, or for a canonical dataset used
-    in place, its verification record."""
-    if dataset_cfg(dataset)["kind"] == "canonical":
-        return f"{OUT}/{dataset}/verified.json"
-    return dataset_dir(dataset)
-
-
-def pool_args():
-    p = config["pool"]
-    args = [
-        f"--min-area {p.get('min_area', 100)}",
-        f"--max-fraction {p.get('max_fraction', 0.05)}",
-    ]
-    if p.get("classes"):
-        args.append("--classes " + " ".join(shlex.quote(c) for c in p["classes"]))
-    if p.get("drop_border", True):
-        args.append("--drop-border")
-    return " ".join(args)
-
-
-def needs_surface_maps():
-    ctx = config.get("context")
-    return bool(ctx) and ctx["surfaces"]["source"] != "label"
-
-
-def paste_inputs(wildcards):
-    check_split(wildcards)
-    inputs = {
-        "dataset": dataset_dir(wildcards.dataset),
-        "train_list": f"{OUT}/{wildcards.dataset}/{wildcards.split}/splits/train.txt",
-        "pool": f"{OUT}/{wildcards.dataset}/{wildcards.split}/pool",
-    }
-    if wildcards.method in ("context", "vlm") and needs_surface_maps():
-        inputs["surfaces"] = f"{OUT}/{wildcards.dataset}/{wildcards.split}/surfaces"
-    if wildcards.method == "vlm" and config["vlm"]["provider"] == "local":
-        inputs["models"] = model_inputs(config["vlm"]["model"])
-    return inputs
-
-
-def surfaces_inputs(wildcards):
-    s = config["context"]["surfaces"]
-    return {
-        **split_inputs_train(wildcards),
-        "models": model_inputs(s.get("model"), s.get("clip_model")),
-    }
-
-
-def paste_args(wildcards, input):
-    p = config["paste"][wildcards.method]
-    flags = {
-        "copies": "--copies",
-        "objects_per_image": "--objects-per-image",
-        "scale_range": "--scale-range",
-        "flip_prob": "--flip-prob",
-        "blend": "--blend",
-        "feather_px": "--feather-px",
-    }
-    out = []
-    for key, flag in flags.items():
-        if key in p:
-            v = p[key]
-            out.append(
-                f"{flag} " + (" ".join(map(str, v)) if isinstance(v, list) else str(v))
-            )
-    if wildcards.method in ("context", "vlm"):
-        out.append(f"--context-json {jarg(config['context'])}")
-        if "surfaces" in input.keys():
-            out.append(f"--surfaces {input.surfaces}")
-    if wildcards.method == "vlm":
-        out.append(f"--vlm-json {jarg(config['vlm'])}")
-    if wildcards.method == "sigtor":
-        extra = {k: p[k] for k in ("jitter", "blur_prob", "min_area") if k in p}
-        if extra:
-            out.append(f"--placer-args {jarg(extra)}")
-    return " ".join(out)
-
-
 def paste_dir(dataset, split, method, seed):
     return f"{OUT}/{dataset}/{split}/paste/{method}/seed{seed}"
-
-
-def train_inputs(wildcards):
-    check_split(wildcards)
-    prefix = f"{OUT}/{wildcards.dataset}/{wildcards.split}"
-    inputs = {
-        "dataset": dataset_dir(wildcards.dataset),
-        "train_list": f"{prefix}/splits/train.txt",
-        "val_list": f"{prefix}/splits/val.txt",
-    }
-    if pretrained(wildcards.model):
-        inputs["weights"] = weights_marker(wildcards.model)
-    kind, _, name = wildcards.trainset.partition("-")
-    if kind == "paste":
-        inputs["extra"] = paste_dir(
-            wildcards.dataset, wildcards.split, name, wildcards.seed
-        )
-    elif kind == "gen":
-        inputs["extra"] = gen_set(
-            wildcards.dataset, wildcards.split, name, wildcards.seed
-        )
-    return inputs
-
-
-def extra_sets(wildcards, input):
-    if "extra" in input.keys():
-        return f"--extra-set {input.extra}:{input.extra}/sets/all.txt"
-    return ""
 
 
 def pretrained(model):
@@ -317,93 +147,10 @@ def pretrained(model):
     return bool(c.get("encoder_weights") or c.get("backbone_weights"))
 
 
-def model_json(model):
-    """The model config for create_model (its per-model `train` overrides taken out)."""
-    return {k: v for k, v in config["models"][model].items() if k != "train"}
-
-
-def train_json(model):
-    """The training recipe of a model: `train` with the model's own `train` block over it
-    (Mask2Former: AdamW, lr 1e-4, weight decay 0.05, gradient clipping)."""
-    return {**config["train"], **config["models"][model].get("train", {})}
-
-
 def weights_marker(model):
     return f"{HF_HOME}/.segaug/{model}.ready"
 
 
-def prefetch_targets():
-    """Everything a run downloads: datasets, id lists, pretrained weights (for `prefetch`)."""
-    out = []
-    for name, d in config["datasets"].items():
-        if d["kind"] == "voc" and not d.get("path"):
-            out.append(voc_tar(name))
-    out += [
-        list_file(n)
-        for n in config.get("lists", {})
-        if not config["lists"][n].get("path")
-    ]
-    out += [
-        weights_marker(m)
-        for m, c in config["models"].items()
-        if pretrained(m)
-    ]
-    refs = []
-    if GEN:
-        refs.append(GEN["captioner"]["model"])
-        refs.append(GEN.get("priors", {}).get("annotators", "lllyasviel/Annotators"))
-        refs.append(GEN.get("clip_model", "openai/clip-vit-large-patch14"))
-        for g in GEN["generators"]:
-            c = generator_cfg(g)
-            refs += [c.get(k) for k in ("base", "vae", "adapter", "controlnet")]
-        if GEN.get("fid_feature", "inception") == "inception":
-            out.append(f"{HF_HOME}/.segaug/inception.ready")
-    if needs_surface_maps():
-        refs += [config["context"]["surfaces"].get(k) for k in ("model", "clip_model")]
-    if config.get("vlm", {}).get("provider") == "local":
-        refs.append(config["vlm"]["model"])
-    out += sorted(
-        {m for m in map(model_input, filter(None, refs)) if m and m.startswith(HF_HOME)}
-    )
-    return out
-
-
-def run_info(wildcards):
-    return {
-        "dataset": wildcards.dataset,
-        "split": wildcards.split,
-        "model": wildcards.model,
-        "trainset": wildcards.trainset,
-        "loss": wildcards.loss,
-        "seed": int(wildcards.seed),
-    }
-
-
-def run_dir(kind, dataset, split, model, trainset, loss, seed):
-    return f"{OUT}/{dataset}/{split}/{kind}/{model}/{trainset}/{loss}/seed{seed}"
-
-
-def table1_runs(seeds=None):
-    """(dataset, split, model, trainset, loss, seed) of every run Table 1 needs."""
-    t1 = config["table1"]
-    runs = []
-    for split in t1["splits"]:
-        for model in t1["models"]:
-            for trainset in ("origin", t1["d_final"]):
-                for seed in seeds if seeds is not None else SEEDS:
-                    runs.append(
-                        (split_dataset(split), split, model, trainset, t1["loss"], seed)
-                    )
-    return runs
-
-
-def metrics_files(seeds=None):
-    return [
-        os.path.join(run_dir("eval", *r), "metrics.json") for r in table1_runs(seeds)
-    ]
-
-
-# ------------------------------------------------------------------ generative branch
 def gen_prefix(dataset, split):
     return f"{OUT}/{dataset}/{split}/gen"
 
@@ -415,18 +162,6 @@ def gen_dir(dataset, split, variant, seed):
 def gen_set(dataset, split, variant, seed):
     """The synthetic set (D_gen) of one variant and seed: a canonical dataset."""
     return f"{gen_dir(dataset, split, variant, seed)}/set"
-
-
-def generator_cfg(name):
-    return {**GEN.get("generator_defaults", {}), **GEN["generators"][name]}
-
-
-def variant_plan(variant):
-    """The plan a variant's synthetic set follows (plans are shared across variants)."""
-    v = VARIANTS[variant]
-    if v.get("balance", True):
-        return f"balance-{v.get('n_balance', 'auto')}"
-    return f"uniform-{v.get('copies', 1)}"
 
 
 def hub_marker(ref):
@@ -450,260 +185,4 @@ def model_input(ref):
 def model_inputs(*refs):
     return sorted({m for m in map(model_input, filter(None, refs)) if m})
 
-
-def needs_captions(variant):
-    return VARIANTS[variant].get("prompt", "appended") != "classes"
-
-
-def generate_inputs(wildcards):
-    check_split(wildcards)
-    v = VARIANTS[wildcards.variant]
-    g = generator_cfg(v["generator"])
-    gp = gen_prefix(wildcards.dataset, wildcards.split)
-    inputs = {
-        "dataset": dataset_dir(wildcards.dataset),
-        "plan": f"{gp}/plans/{variant_plan(wildcards.variant)}.json",
-        "models": model_inputs(
-            g.get("base"),
-            g.get("vae"),
-            g.get("adapter"),
-            g.get("controlnet"),
-            GEN.get("clip_model") if v.get("candidates", 1) > 1 else None,
-        ),
-    }
-    if needs_captions(wildcards.variant):
-        inputs["captions"] = f"{gp}/captions.json"
-    if v.get("prior", "lineart") != "none":
-        inputs["priors"] = f"{gp}/priors/{v['prior']}"
-    return inputs
-
-
-def synthetic_set_inputs(wildcards):
-    g = generate_inputs(wildcards)
-    return {
-        "dataset": g["dataset"],
-        "plan": g["plan"],
-        "made_from": [g[k] for k in ("captions", "priors") if k in g] + g["models"],
-    }
-
-
-def generate_args(wildcards, input):
-    v = VARIANTS[wildcards.variant]
-    args = [
-        f"--variant-json {jarg(v)}",
-        f"--generator-json {jarg(generator_cfg(v['generator']))}",
-        f"--class-prompts-json {jarg(GEN.get('class_prompts', {}))}",
-        f"--shard-size {GEN.get('shard_size', 64)}",
-        f"--device {GEN.get('device', 'auto')}",
-    ]
-    if "captions" in input.keys():
-        args.append(f"--captions {input.captions}")
-    if "priors" in input.keys():
-        args.append(f"--priors {input.priors}")
-    if v.get("candidates", 1) > 1:
-        args.append(f"--clip-model {shlex.quote(GEN['clip_model'])}")
-    return " ".join(args)
-
-
-def num_shards(plan_json):
-    with open(plan_json) as f:
-        n = len(json.load(f)["entries"])
-    return max(1, -(-n // int(GEN.get("shard_size", 64))))
-
-
-def shard_dirs(wildcards):
-    """The generation shards of a synthetic set; their number is known once the plan is."""
-    plan = checkpoints.plan.get(
-        dataset=wildcards.dataset,
-        split=wildcards.split,
-        plan=variant_plan(wildcards.variant),
-    ).output[0]
-    d = gen_dir(wildcards.dataset, wildcards.split, wildcards.variant, wildcards.seed)
-    return [f"{d}/shards/{k}" for k in range(num_shards(plan))]
-
-
-def ablation_runs(table):
-    """(dataset, split, model, trainset, loss, seed) of every run an ablation table needs."""
-    a = config["ablations"]
-    ds = split_dataset(a["split"])
-    if table == "table7":
-        t7 = a["table7"]
-        rows = [
-            f"gen-{table7_variant(t7['base'], w1, w2)}"
-            for w2 in t7["w2"]
-            for w1 in t7["w1"]
-        ]
-    else:
-        rows = a[table]
-    return [
-        (ds, a["split"], a["model"], ts, a["loss"], s) for ts in rows for s in SEEDS
-    ]
-
-
-def ablation_inputs(wildcards):
-    runs = ablation_runs(wildcards.table)
-    inputs = {
-        "metrics": [os.path.join(run_dir("eval", *r), "metrics.json") for r in runs]
-    }
-    gens = sorted(
-        {(r[0], r[1], r[3][4:], r[5]) for r in runs if r[3].startswith("gen-")}
-    )
-    if wildcards.table == "table4":
-        a = config["ablations"]
-        ds = split_dataset(a["split"])
-        plans = {variant_plan(v) for _, _, v, _ in gens} | {"balance-auto"}
-        inputs["plans"] = [
-            f"{gen_prefix(ds, a['split'])}/plans/{p}.json" for p in sorted(plans)
-        ]
-        inputs["quality"] = [f"{gen_dir(*g)}/quality.json" for g in gens]
-    return inputs
-
-
-def table1_synthetic_sets():
-    return sorted(
-        {(r[0], r[1], r[3][4:], r[5]) for r in table1_runs() if r[3].startswith("gen-")}
-    )
-
-
-def synthetic_sets_tables():
-    """The quality table of Table 1's synthetic sets, when D_final is generative."""
-    if not table1_synthetic_sets():
-        return []
-    return [f"{OUT}/tables/synthetic_sets.csv", f"{OUT}/tables/synthetic_sets.md"]
-
-
-# ------------------------------------------------------------------ the thesis comparison
-def thesis_runs():
-    """(dataset, split, model, trainset, loss, seed) of every run of the thesis table."""
-    th = config["thesis"]
-    ds = split_dataset(th["split"])
-    return [
-        (ds, th["split"], th["model"], r["trainset"], r["loss"], s)
-        for r in th["rows"]
-        for s in SEEDS
-    ]
-
-
-def thesis_inputs(wildcards):
-    th = config["thesis"]
-    ds = split_dataset(th["split"])
-    return {
-        "metrics": [
-            os.path.join(run_dir("eval", *r), "metrics.json") for r in thesis_runs()
-        ],
-        "examples": [
-            paste_dir(ds, th["split"], ts.removeprefix("paste-"), SEEDS[0])
-            for ts in th.get("examples", [])
-        ],
-        "vlm_sets": [
-            paste_dir(ds, th["split"], "vlm", s)
-            for s in SEEDS
-            if any(r["trainset"] == "paste-vlm" for r in th["rows"])
-        ],
-    }
-
-
-def thesis_targets():
-    if not config.get("thesis"):
-        return []
-    return [
-        f"{OUT}/tables/thesis.csv",
-        f"{OUT}/tables/thesis.md",
-        f"{OUT}/figures/thesis_iou.png",
-        f"{OUT}/figures/paste_examples.png",
-    ]
-
-
 # ------------------------------------------------------------------ figures and provenance
-def figures_cfg():
-    f = config.get("figures") or {}
-    t1 = config["table1"]
-    return {
-        "model": f.get("model", t1["models"][0]),
-        "split": f.get("split", t1["splits"][0]),
-        "samples": f.get("samples", 4),
-    }
-
-
-def model_ids():
-    """Every model a table or figure depends on, for its provenance sidecar."""
-    ids = {"segmentation": {m: config["models"][m] for m in config["models"]}}
-    if GEN:
-        ids["captioner"] = GEN["captioner"]["model"]
-        ids["clip"] = GEN.get("clip_model")
-        ids["generators"] = {g: generator_cfg(g) for g in GEN["generators"]}
-    if config.get("vlm"):
-        ids["vlm"] = {
-            k: config["vlm"].get(k) for k in ("provider", "model", "base_url")
-        }
-    if config.get("context"):
-        ids["surfaces"] = config["context"]["surfaces"]
-    return ids
-
-
-def provenance_arg(rule_name, seeds=None):
-    """--provenance-json for a table or figure script: config, seeds and model ids."""
-    spec = {
-        "config": config,
-        "seeds": list(seeds if seeds is not None else SEEDS),
-        "model_ids": model_ids(),
-        "extra": rule_name,
-    }
-    return f"--provenance-json {jarg(spec)}"
-
-
-def d_final_runs(seeds=None):
-    """(dataset, split, model, trainset, loss, seed) of D_origin and D_final for the figures."""
-    f = figures_cfg()
-    ds, t1 = split_dataset(f["split"]), config["table1"]
-    return [
-        (ds, f["split"], f["model"], ts, t1["loss"], s)
-        for ts in ("origin", t1["d_final"])
-        for s in (seeds if seeds is not None else SEEDS)
-    ]
-
-
-def figure5_args(wildcards, input):
-    t1 = config["table1"]
-    by = {"origin": [], t1["d_final"]: []}
-    for r, path in zip(d_final_runs(), input.curves):
-        by[r[3]].append(path)
-    return " ".join(
-        f"--curve {'D_origin' if ts == 'origin' else 'D_final'} {' '.join(paths)}"
-        for ts, paths in by.items()
-    )
-
-
-def gen_final_variant():
-    d = config["table1"]["d_final"]
-    return d[4:] if d.startswith("gen-") else None
-
-
-def final_plan():
-    """The plan of D_final's synthetic set on the figures' split."""
-    split = figures_cfg()["split"]
-    prefix = gen_prefix(split_dataset(split), split)
-    return f"{prefix}/plans/{variant_plan(gen_final_variant())}.json"
-
-
-def samples_inputs(wildcards):
-    f = figures_cfg()
-    ds, v = split_dataset(f["split"]), gen_final_variant()
-    inputs = {"dataset": dataset_dir(ds), "set": gen_set(ds, f["split"], v, SEEDS[0])}
-    if VARIANTS[v].get("prior", "lineart") != "none":
-        inputs["priors"] = f"{gen_prefix(ds, f['split'])}/priors/{VARIANTS[v]['prior']}"
-    return inputs
-
-
-def report_targets():
-    """Table 2, Figure 5 and, with a generative D_final, the sample grid and class histogram."""
-    out = [
-        f"{OUT}/tables/table2.csv",
-        f"{OUT}/tables/table2.md",
-        f"{OUT}/tables/table2.tex",
-        f"{OUT}/figures/table2_iou.png",
-        f"{OUT}/figures/figure5.png",
-    ]
-    if gen_final_variant():
-        out += [f"{OUT}/figures/samples.png", f"{OUT}/figures/class_histogram.png"]
-    return out

@@ -1,6 +1,9 @@
 # Raw data (downloads with checksums), the canonical dataset, split lists.
 
 
+include: "helpers/data.smk"
+
+
 rule download_dataset:
     output:
         f"{RAW}/{{dataset}}.tar",

@@ -5,6 +5,9 @@
 # Training on "gen-<variant>" uses D_final = D_gen + D_origin.
 
 
+include: "helpers/generate.smk"
+
+
 rule tiny_model:
     """A tiny random-weight model built from a config (demo and tests; no download)."""
     output:

@@ -2,6 +2,9 @@
 # Methods: random, context (surface rules), vlm (VLM points + surface rule), sigtor (packing).
 
 
+include: "helpers/paste.smk"
+
+
 rule paste:
     input:
         unpack(paste_inputs),

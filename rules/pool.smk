@@ -1,6 +1,9 @@
 # Crop stage: minority-class objects of the training split -> object pool (RGBA + index).
 
 
+include: "helpers/pool.smk"
+
+
 rule pool:
     input:
         dataset=lambda w: dataset_dir(w.dataset),

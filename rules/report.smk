@@ -2,6 +2,9 @@
 # per-seed gather target used to rerun one seed.
 
 
+include: "helpers/report.smk"
+
+
 rule table1:
     input:
         metrics_files(),
@@ -62,7 +65,7 @@ rule ablation_table:
     params:
         script=script("ablation_table.py"),
         provenance=lambda w: provenance_arg(w.table),
-        rows=lambda w: jarg([r[3] for r in ablation_runs(w.table) if r[5] == SEEDS[0]]),
+        rows=lambda w: jarg(plan.ablation_rows(config, w.table)),
         extra=lambda w, input: (
             f"--plans {' '.join(input.plans)} --quality {' '.join(input.quality)}"
             if w.table == "table4"
@@ -141,9 +144,7 @@ rule thesis_table:
 rule table2:
     """Table 2: per-class IoU of one model on one split, D_origin vs D_final (+ LaTeX, bars)."""
     input:
-        metrics=[
-            os.path.join(run_dir("eval", *r), "metrics.json") for r in d_final_runs()
-        ],
+        metrics=[f"{r.path(OUT, 'eval')}/metrics.json" for r in d_final_runs()],
     output:
         csv=report(
             f"{OUT}/tables/table2.csv",
@@ -175,7 +176,7 @@ rule table2:
 rule figure5:
     """Figure 5: val mIoU over training steps, D_origin vs D_final, mean and band over seeds."""
     input:
-        curves=[os.path.join(run_dir("train", *r), "curve.csv") for r in d_final_runs()],
+        curves=[f"{r.path(OUT, 'train')}/curve.csv" for r in d_final_runs()],
     output:
         report(
             f"{OUT}/figures/figure5.png",
@@ -214,7 +215,7 @@ rule sample_grid:
         priors=lambda w, input: (
             f"--priors {input.priors}" if "priors" in input.keys() else ""
         ),
-        n=figures_cfg()["samples"],
+        n=FIGURES["samples"],
         provenance=provenance_arg("sample_grid", SEEDS[:1]),
     shell:
         "python {params.script} samples --set {input.set} {params.priors}"

@@ -4,6 +4,9 @@
 # preempted job that is rerun resumes from it instead of starting over.
 
 
+include: "helpers/train.smk"
+
+
 rule train:
     input:
         unpack(train_inputs),
@@ -20,7 +23,7 @@ rule train:
     params:
         script=script("train.py"),
         state=lambda w: os.path.join(
-            run_dir("train", w.dataset, w.split, w.model, w.trainset, w.loss, w.seed),
+            run_of(w).path(OUT, "train"),
             "state",
         ),
         extra=extra_sets,

@@ -54,3 +54,35 @@ def test_bad_config_lines_name_the_key(edit, line):
 def test_variants_expand_with_the_table7_grid():
     v = expand_variants(load("config.yaml"))
     assert "default" in v and sum(k.startswith("default_w1-") for k in v) == 20
+
+
+# ------------------------------------------------------------------ run planning (segaug.workflow.plan)
+from segaug.workflow import plan  # noqa: E402
+
+
+def test_table1_runs_of_the_paper():
+    cfg = load("config.yaml")
+    runs = plan.table1_runs(cfg, [0, 1, 2])
+    assert len(runs) == 108 and len(set(runs)) == 108  # 3 models x 6 splits x 2 sets x 3 seeds
+    r = runs[1]
+    assert (r.dataset, r.split, r.trainset, r.seed) == ("voc2007", "voc7", "origin", 1)
+    assert r.path("results", "eval") == "results/voc2007/voc7/eval/deeplabv3plus_r50/origin/ce/seed1"
+    gens = plan.synthetic_sets(runs)
+    assert len(gens) == 18 and all(g.variant == "default" for g in gens)  # 6 splits x 3 seeds
+
+
+def test_ablation_and_thesis_runs():
+    cfg = load("config.yaml")
+    rows = plan.ablation_rows(cfg, "table7")
+    assert len(rows) == 20 and rows[:2] == ["gen-default_w1-0.6_w2-0.7", "gen-default_w1-0.7_w2-0.7"]  # w1 fastest
+    assert len(plan.ablation_runs(cfg, "table7", [0, 1])) == 40
+    demo = load("demo.yaml")
+    th = plan.thesis_runs(demo, [0])
+    assert [r.trainset for r in th] == [row["trainset"] for row in demo["thesis"]["rows"]]
+    assert {r.trainset for r in plan.d_final_runs(demo, [0])} == {"origin", demo["table1"]["d_final"]}
+
+
+def test_variant_plan_names():
+    assert plan.variant_plan({"balance": True}) == "balance-auto"
+    assert plan.variant_plan({"balance": True, "n_balance": 41}) == "balance-41"
+    assert plan.variant_plan({"balance": False, "copies": 2}) == "uniform-2"
