@@ -17,6 +17,7 @@ SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 # are checked before any job runs (these modules use the standard library only: the Snakemake
 # process needs no numpy).
 sys.path.insert(0, str(SRC))
+from segaug.data.kinds import get_kind
 from segaug.data.sources import dataset_fingerprint
 from segaug.workflow import plan
 from segaug.workflow.config import expand_variants, validate_config
@@ -111,7 +112,7 @@ def dataset_cfg(dataset):
 def dataset_dir(dataset):
     """The canonical dataset directory: prepared by the workflow, or used in place."""
     d = dataset_cfg(dataset)
-    if d["kind"] == "canonical":
+    if get_kind(d["kind"]).in_place:
         return d["path"]
     return f"{OUT}/{dataset}/dataset"
 

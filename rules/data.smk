@@ -57,7 +57,7 @@ rule prepare_dataset:
 
 
 rule verify_dataset:
-    """A canonical dataset used in place: every file checked once; the record gates its splits."""
+    """A dataset used in place (kind canonical): every file checked once; the record gates its splits."""
     output:
         f"{OUT}/{{dataset}}/verified.json",
     log:
@@ -69,11 +69,10 @@ rule verify_dataset:
     threads: 1
     params:
         script=script("prepare_dataset.py"),
-        root=lambda w: shlex.quote(dataset_dir(w.dataset)),
+        args=prepare_args,
         source=source_fingerprint,
     shell:
-        "python {params.script} --kind canonical --root {params.root} --threads {threads}"
-        " --out {output} 2> {log}"
+        "python {params.script} {params.args} --out {output} 2> {log}"
 
 
 rule make_split:

@@ -1,6 +1,13 @@
 #!/usr/bin/env python
 r"""Prepare a dataset in the canonical layout (images/, labels/, classes.json, sets/).
 
+The workflow passes the dataset's config block; its kind (segaug.data.kinds) does the work:
+
+    python scripts/prepare_dataset.py --config-json '{"kind": "voc", "path": "/data/export"}' \
+        --classes-json '{"names": [...], "palette": [...]}' --threads 4 --out DIR
+
+By hand, the same with flags:
+
     python scripts/prepare_dataset.py --kind voc --year 2007 --voc-tar VOCtrainval_06-Nov-2007.tar --out DIR
     python scripts/prepare_dataset.py --kind voc --year 2012 --voc-root /data/VOCdevkit --out DIR
     python scripts/prepare_dataset.py --kind voc --voc-root /data/cvat_export \
@@ -14,7 +21,8 @@ r"""Prepare a dataset in the canonical layout (images/, labels/, classes.json, s
 holding VOCdevkit), or without --year the folder of a VOC-layout export such as CVAT's (the
 one holding JPEGImages/); --voc-tar extracts only the segmentation lists, labels and their JPEGs
 to a temporary directory beside --out, converts, and removes it. --classes-json is the
-dataset's class table (default: PASCAL VOC's 21 classes). Every file is verified on the way.
+dataset's class table (default: the one the workflow would find: a labelmap.txt / classes.json
+in the export, or PASCAL VOC's 21 classes with --year). Every file is verified on the way.
 
 --kind canonical checks a dataset already in the canonical layout in place and writes the
 summary and the manifest of its files to --out (a JSON file): the dataset itself is not copied.
@@ -22,31 +30,30 @@ summary and the manifest of its files to --out (a JSON file): the dataset itself
 
 import argparse
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 from segaug.cli import json_arg, run
-from segaug.data.canonical import ClassTable
-from segaug.data.demo import generate_demo
-from segaug.data.verify import verify_canonical
-from segaug.data.voc import YEARS, convert_voc, extract_voc, find_voc_year_dir
+from segaug.data.class_tables import dataset_class_table
+from segaug.data.kinds import KINDS, get_kind
+from segaug.data.voc import YEARS
 from segaug.errors import SegaugError
-from segaug.io import write_json
 
 log = logging.getLogger("prepare_dataset")
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kind", required=True, choices=["voc", "demo", "vaihingen", "canonical"])
-    ap.add_argument("--out", required=True, type=Path, help="the canonical dataset directory to write")
+    ap.add_argument("--config-json", type=json_arg,
+                    help="the dataset's config block (datasets.NAME), as the workflow passes it")  # fmt: skip
+    ap.add_argument("--kind", choices=sorted(KINDS), help="by hand: the kind (with the flags below)")
+    ap.add_argument("--out", required=True, type=Path,
+                    help="the canonical dataset directory to write (canonical: the record of the check)")  # fmt: skip
     ap.add_argument("--threads", type=int, default=1, help="decode in this many threads")
+    ap.add_argument("--classes-json", type=json_arg, help="the class table {names, palette} (JSON or @file)")
+    ap.add_argument("--tar", type=Path, help="the downloaded archive (voc without a path)")
     voc = ap.add_argument_group("voc")
     voc.add_argument("--year", choices=YEARS, help="PASCAL VOC's year; leave out for another VOC-layout export")
-    voc.add_argument("--classes-json", type=json_arg, help="the class table {names, palette} (JSON or @file)")
-    voc.add_argument("--ignore-color", type=int, nargs=3, default=[224, 224, 192],
-                     help="colour of ignore (255) in colour-coded labels (default: VOC's void)")
+    voc.add_argument("--ignore-color", type=int, nargs=3, help="colour of ignore (255) in colour-coded labels")
     src = voc.add_mutually_exclusive_group()
     src.add_argument("--voc-tar", type=Path, help="the VOCtrainval tarball")
     src.add_argument("--voc-root", type=Path, help="an extracted devkit already on disk (used in place)")
@@ -64,40 +71,33 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def config_from_flags(args) -> dict:
+    """The config block the hand flags stand for (what the workflow passes as --config-json)."""
+    if args.kind is None:
+        raise SegaugError("give --config-json (a datasets: block) or --kind with its flags")
+    if args.kind == "demo":
+        keys = ("num_train", "num_val", "width", "height", "seed")
+        return {"kind": "demo", **{k: getattr(args, k) for k in keys}}
+    if args.kind in ("vaihingen", "canonical"):
+        if not args.root:
+            raise SegaugError(f"--kind {args.kind} needs --root, the directory of the dataset")
+        extra = {"patch_size": args.patch_size, "stride": args.stride, "eroded": args.eroded}
+        return {"kind": args.kind, "path": str(args.root), **(extra if args.kind == "vaihingen" else {})}
+    if not (args.voc_tar or args.voc_root):
+        raise SegaugError("--kind voc needs --voc-root (a devkit or export on disk) or --voc-tar and --year")
+    cfg = {"kind": "voc", "year": args.year, "path": str(args.voc_root) if args.voc_root else None}
+    if args.ignore_color:
+        cfg["ignore_color"] = args.ignore_color
+    args.tar = args.tar or args.voc_tar
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.kind == "demo":
-        summary = generate_demo(args.out, args.num_train, args.num_val, args.width, args.height, args.seed)
-    elif args.kind == "canonical":
-        if not args.root:
-            raise SegaugError("--kind canonical needs --root, the canonical dataset to check")
-        summary = verify_canonical(args.root, workers=args.threads)
-        write_json(args.out, summary)
-    elif args.kind == "vaihingen":
-        from segaug.data.vaihingen import convert_vaihingen
-
-        if not args.root:
-            raise SegaugError("--kind vaihingen needs --root, the directory of the Vaihingen download")
-        summary = convert_vaihingen(args.root, args.out, args.patch_size, args.stride, args.eroded)
-        summary["images"] = sum(summary["patches"].values())
-    elif not (args.voc_tar or args.voc_root) or not (args.year or (args.voc_root and args.classes_json)):
-        raise SegaugError(
-            "--kind voc needs --year and one of --voc-tar / --voc-root (PASCAL VOC), "
-            "or --voc-root and --classes-json (another VOC-layout dataset)"
-        )
-    else:
-        table = ClassTable.from_dict(args.classes_json, "--classes-json") if args.classes_json else None
-        opts = dict(table=table, pascal=bool(args.year), workers=args.threads, ignore_colour=tuple(args.ignore_color))
-        if args.voc_root:
-            summary = convert_voc(find_voc_year_dir(args.voc_root, args.year), args.out, **opts)
-        else:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.extract.", dir=args.out.parent))
-            try:
-                year_dir = extract_voc(args.voc_tar, tmp / "voc", args.year)
-                summary = convert_voc(year_dir, args.out, **opts)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+    cfg = args.config_json or config_from_flags(args)
+    kind = get_kind(cfg.get("kind"))
+    table = args.classes_json or dataset_class_table("(command line)", cfg)
+    summary = kind.prepare_function()(cfg, args.out, table=table, tar=args.tar, threads=args.threads)
     log.info("prepared %s (%d images)", args.out, summary["images"])
 
 

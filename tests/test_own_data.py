@@ -367,3 +367,37 @@ def test_canonical_dataset_is_verified_once_and_again_when_it_changes(tmp_path):
     assert p.returncode != 0
     # the profile shows the failed job's log on the console (show-failed-logs)
     assert f"{lab}: label values [9] are outside the class table" in p.stdout + p.stderr
+
+
+# ------------------------------------------------------------------ a new dataset kind
+
+
+def test_a_toy_dataset_kind_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
+    """Adding a kind = a module with prepare() (+ its schema block) and one register() line;
+    the class table, the fingerprint and the script's dispatch all go through the registry."""
+    from segaug.data import kinds
+
+    mod = tmp_path / "toykind.py"
+    mod.write_text(
+        "import json\nfrom pathlib import Path\n"
+        "def prepare(cfg, out, *, table, tar=None, threads=1):\n"
+        "    out = Path(out); (out / 'sets').mkdir(parents=True)\n"
+        "    (out / 'classes.json').write_text(json.dumps(table))\n"
+        "    return {'images': cfg['n']}\n"
+    )  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(kinds.KINDS, "toy", kinds.DatasetKind(
+        "toy", "toykind:prepare", lambda name, d: {"names": ["a", "b"], "palette": [[0, 0, 0], [9, 9, 9]],
+                                                   "ignore_index": 255, "source": "toy"}))  # fmt: skip
+    cfg = {"kind": "toy", "n": 3}
+    assert dataset_class_table("t", cfg)["names"] == ["a", "b"]
+    assert dataset_fingerprint(cfg) == ""  # made by its own job: nothing on disk to watch
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prepare_dataset", ROOT / "scripts/prepare_dataset.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--config-json", json.dumps(cfg), "--out", str(tmp_path / "out")])
+    assert json.loads((tmp_path / "out/classes.json").read_text())["names"] == ["a", "b"]
+    with pytest.raises(SegaugError, match="unknown dataset kind 'nope'; known: .*canonical, demo"):
+        kinds.get_kind("nope")

@@ -244,7 +244,7 @@ def test_prepare_dataset_script_from_voc_root_and_tar(devkit, tmp_path):
 def test_prepare_dataset_script_user_errors(devkit, tmp_path):
     script = ROOT / "scripts/prepare_dataset.py"
     line = one_error_line(run_script(script, "--kind", "voc", "--voc-root", devkit, "--out", tmp_path / "x"))
-    assert "--kind voc needs --year" in line
+    assert "a VOC-layout dataset that is not PASCAL VOC (no 'year') needs its class table" in line
     line = one_error_line(run_script(script, "--kind", "voc", "--year", "2012", "--voc-root", devkit,
                                      "--out", tmp_path / "x"))  # fmt: skip
     assert "no VOC2012 devkit found" in line

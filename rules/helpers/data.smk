@@ -17,7 +17,7 @@ def split_source(wildcards, part):
 def split_inputs(wildcards):
     check_split(wildcards)
     inputs = {"dataset": dataset_dir(wildcards.dataset)}
-    if dataset_cfg(wildcards.dataset)["kind"] == "canonical":
+    if get_kind(dataset_cfg(wildcards.dataset)["kind"]).in_place:
         inputs["verified"] = dataset_ready(wildcards.dataset)
     for part in ("train", "val"):
         kind, _, ref = config["splits"][wildcards.split][part].partition(":")
@@ -32,36 +32,17 @@ def voc_tar(dataset):
 
 def prepare_inputs(wildcards):
     d = dataset_cfg(wildcards.dataset)
-    if d["kind"] == "voc" and not d.get("path"):
+    if get_kind(d["kind"]).downloads(d):
         return {"tar": voc_tar(wildcards.dataset)}
     return {}
 
 
 def prepare_args(wildcards, input, threads):
-    d = dataset_cfg(wildcards.dataset)
-    if d["kind"] == "voc":
-        table = {k: CLASS_TABLES[wildcards.dataset][k] for k in ("names", "palette")}
-        args = f"--kind voc --classes-json {jarg(table)} --threads {threads}"
-        args += f" --year {d['year']}" if d.get("year") else ""
-        if d.get("ignore_color"):
-            args += " --ignore-color " + " ".join(map(str, d["ignore_color"]))
-        if d.get("path"):
-            return f"{args} --voc-root {shlex.quote(d['path'])}"
-        return f"{args} --voc-tar {input.tar}"
-    if d["kind"] == "demo":
-        keys = ("num_train", "num_val", "width", "height", "seed")
-        return "--kind demo " + " ".join(
-            f"--{k.replace('_', '-')} {d[k]}" for k in keys if k in d
-        )
-    if d["kind"] == "vaihingen":
-        args = f"--kind vaihingen --root {shlex.quote(d['path'])}"
-        args += (
-            f" --patch-size {d.get('patch_size', 512)} --stride {d.get('stride', 512)}"
-        )
-        return args + (" --eroded" if d.get("eroded") else "")
-    raise WorkflowError(
-        f"dataset '{wildcards.dataset}': kind {d['kind']} is used in place"
-    )
+    """The dataset's config block and class table, as the kind's prepare() takes them."""
+    table = {k: CLASS_TABLES[wildcards.dataset][k] for k in ("names", "palette")}
+    args = f"--config-json {jarg(dataset_cfg(wildcards.dataset))} --classes-json {jarg(table)}"
+    args += f" --threads {threads}"
+    return args + (f" --tar {input.tar}" if "tar" in input.keys() else "")
 
 
 def source_fingerprint(wildcards):
@@ -73,7 +54,7 @@ def source_fingerprint(wildcards):
 def dataset_ready(dataset):
     """What proves a dataset usable: the converted dataset, or for a canonical dataset used
     in place, its verification record."""
-    if dataset_cfg(dataset)["kind"] == "canonical":
+    if get_kind(dataset_cfg(dataset)["kind"]).in_place:
         return f"{OUT}/{dataset}/verified.json"
     return dataset_dir(dataset)
 
@@ -82,7 +63,7 @@ def prefetch_targets():
     """Everything a run downloads: datasets, id lists, pretrained weights (for `prefetch`)."""
     out = []
     for name, d in config["datasets"].items():
-        if d["kind"] == "voc" and not d.get("path"):
+        if get_kind(d["kind"]).downloads(d):
             out.append(voc_tar(name))
     out += [
         list_file(n)

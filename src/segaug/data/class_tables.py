@@ -186,11 +186,10 @@ def find_voc_dir(root: str | Path, year: str | int | None = None) -> Path:
 # ---------------------------------------------------------------- a dataset's table
 
 
-def dataset_class_table(name: str, d: dict) -> dict:
-    """The class table of ``datasets.NAME`` (a config block), as {names, palette, ignore_index,
-    source}; errors name the config key."""
+def config_class_table(name: str, d: dict) -> dict | None:
+    """The table the config gives for ``datasets.NAME`` (``classes`` + ``palette``, or
+    ``classes_file``), or None; any kind may be given one."""
     key = f"datasets.{name}"
-    kind = d["kind"]
     if d.get("classes"):
         palette = d.get("palette") or voc_palette(len(d["classes"]))
         t = table_dict(d["classes"], palette, f"{key}.classes / {key}.palette")
@@ -202,30 +201,49 @@ def dataset_class_table(name: str, d: dict) -> dict:
         if not p.is_file():
             raise SegaugError(f"{key}.classes_file: {p} not found")
         return {**read_table_file(p), "source": str(p)}
-    if kind == "demo":
-        return {**table_dict(DEMO_CLASSES, DEMO_PALETTE, "demo"), "source": "the demo's classes"}
-    if kind == "vaihingen":
-        return {**table_dict(VAIHINGEN_CLASSES, VAIHINGEN_PALETTE, "vaihingen"), "source": "ISPRS Vaihingen"}
-    if kind == "canonical":
-        p = Path(d["path"]) / "classes.json"
-        if not p.is_file():
-            raise SegaugError(
-                f"{key}.path: {p} not found; a canonical dataset brings its classes.json "
-                '({"names": [...], "palette": [[r, g, b], ...]})'
-            )
-        return {**read_classes_json(p), "source": str(p)}
-    if kind == "voc":
-        if d.get("path"):
-            year_dir = find_voc_dir(d["path"], d.get("year"))
-            for where in dict.fromkeys((year_dir, Path(d["path"]))):
-                for fname in TABLE_FILES:
-                    if (where / fname).is_file():
-                        return {**read_table_file(where / fname), "source": str(where / fname)}
-        if d.get("year"):
-            return {**table_dict(VOC_CLASSES, voc_palette(len(VOC_CLASSES)), "voc"), "source": "PASCAL VOC"}
+    return None
+
+
+def demo_table(name: str, d: dict) -> dict:
+    return {**table_dict(DEMO_CLASSES, DEMO_PALETTE, "demo"), "source": "the demo's classes"}
+
+
+def vaihingen_table(name: str, d: dict) -> dict:
+    return {**table_dict(VAIHINGEN_CLASSES, VAIHINGEN_PALETTE, "vaihingen"), "source": "ISPRS Vaihingen"}
+
+
+def canonical_table(name: str, d: dict) -> dict:
+    p = Path(d["path"]) / "classes.json"
+    if not p.is_file():
         raise SegaugError(
-            f"{key}: a VOC-layout dataset that is not PASCAL VOC (no 'year') needs its class table: "
-            f"put a labelmap.txt (as CVAT exports it) or classes.json in {d.get('path')}, "
-            f"or set {key}.classes (and {key}.palette)"
+            f"datasets.{name}.path: {p} not found; a canonical dataset brings its classes.json "
+            '({"names": [...], "palette": [[r, g, b], ...]})'
         )
-    raise SegaugError(f"{key}.kind: unknown kind {kind!r}")
+    return {**read_classes_json(p), "source": str(p)}
+
+
+def voc_table(name: str, d: dict) -> dict:
+    """A table file in the export (labelmap.txt / classes.json), else PASCAL VOC's own 21
+    classes when ``year`` says it is PASCAL VOC, else an error."""
+    key = f"datasets.{name}"
+    if d.get("path"):
+        year_dir = find_voc_dir(d["path"], d.get("year"))
+        for where in dict.fromkeys((year_dir, Path(d["path"]))):
+            for fname in TABLE_FILES:
+                if (where / fname).is_file():
+                    return {**read_table_file(where / fname), "source": str(where / fname)}
+    if d.get("year"):
+        return {**table_dict(VOC_CLASSES, voc_palette(len(VOC_CLASSES)), "voc"), "source": "PASCAL VOC"}
+    raise SegaugError(
+        f"{key}: a VOC-layout dataset that is not PASCAL VOC (no 'year') needs its class table: "
+        f"put a labelmap.txt (as CVAT exports it) or classes.json in {d.get('path')}, "
+        f"or set {key}.classes (and {key}.palette)"
+    )
+
+
+def dataset_class_table(name: str, d: dict) -> dict:
+    """The class table of ``datasets.NAME`` (a config block), as {names, palette, ignore_index,
+    source}: the config's, else the one its kind finds (segaug.data.kinds); errors name the key."""
+    from segaug.data.kinds import get_kind
+
+    return config_class_table(name, d) or get_kind(d["kind"]).class_table(name, d)

@@ -381,3 +381,9 @@ def generate_demo(
     }
     log.info("demo dataset %s: %s", out_root, summary)
     return summary
+
+
+def prepare(cfg: dict, out: str | Path, *, table: dict | None = None, tar=None, threads: int = 1) -> dict:
+    """The ``demo`` dataset kind: generated from its config block (sizes, counts, seed)."""
+    keys = ("num_train", "num_val", "width", "height", "seed")
+    return generate_demo(out, **{k: cfg[k] for k in keys if k in cfg})

@@ -86,20 +86,31 @@ def tree_files(root: Path, subdirs=None) -> list[Path]:
     return out
 
 
+def voc_sources(d: dict) -> tuple[Path, list[Path]] | None:
+    """A VOC-layout dataset on disk; None for a downloaded tarball (Snakemake tracks the file)."""
+    if not d.get("path"):
+        return None
+    voc_dir = find_voc_dir(d["path"], d.get("year"))
+    return voc_dir, voc_source_files(voc_dir, pascal=bool(d.get("year")))
+
+
+def canonical_sources(d: dict) -> tuple[Path, list[Path]]:
+    root = Path(d["path"])
+    return root, [root / "classes.json"] + tree_files(root, ("sets", "images", "labels"))
+
+
+def tree_sources(d: dict) -> tuple[Path, list[Path]]:
+    """Every file under ``path`` (a download such as Vaihingen's)."""
+    root = Path(d["path"])
+    return root, tree_files(root)
+
+
 def dataset_source_files(d: dict) -> tuple[Path, list[Path]] | None:
     """(root, files) a ``datasets:`` entry is made from, or None where the workflow makes or
     downloads it (the demo, a VOC tarball: Snakemake tracks those as files)."""
-    kind = d["kind"]
-    if kind == "voc" and d.get("path"):
-        voc_dir = find_voc_dir(d["path"], d.get("year"))
-        return voc_dir, voc_source_files(voc_dir, pascal=bool(d.get("year")))
-    if kind == "canonical":
-        root = Path(d["path"])
-        return root, [root / "classes.json"] + tree_files(root, ("sets", "images", "labels"))
-    if kind == "vaihingen":
-        root = Path(d["path"])
-        return root, tree_files(root)
-    return None
+    from segaug.data.kinds import get_kind
+
+    return get_kind(d["kind"]).source_files(d)
 
 
 def manifest(root: Path, files) -> list[list]:

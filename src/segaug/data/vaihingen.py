@@ -359,3 +359,12 @@ def convert_vaihingen(
         class_table().save(out / "classes.json")
     log.info("converted Vaihingen %s -> %s: %s patches", root, out_root, summary["patches"])
     return summary
+
+
+def prepare(cfg: dict, out: str | Path, *, table: dict | None = None, tar=None, threads: int = 1) -> dict:
+    """The ``vaihingen`` dataset kind: patches of the ISPRS download at ``path``."""
+    summary = convert_vaihingen(
+        cfg["path"], out, cfg.get("patch_size", 512), cfg.get("stride", 512), bool(cfg.get("eroded"))
+    )
+    summary["images"] = sum(summary["patches"].values())
+    return summary

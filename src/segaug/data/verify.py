@@ -254,3 +254,13 @@ def verify_canonical(root: str | Path, workers: int = 1) -> dict:
     problems.raise_if_any()
     _, files = dataset_source_files({"kind": "canonical", "path": str(root)})
     return {"images": len(pairs), "sets": sets, "classes": list(table.names), "files": manifest(root, files)}
+
+
+def prepare(cfg: dict, out: str | Path, *, table: dict | None = None, tar=None, threads: int = 1) -> dict:
+    """The ``canonical`` dataset kind: used in place at ``path``; checked, and the record of
+    what was checked written to ``out`` (a JSON file)."""
+    from segaug.io import write_json
+
+    summary = verify_canonical(cfg["path"], workers=threads)
+    write_json(out, summary)
+    return summary

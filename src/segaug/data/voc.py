@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -177,3 +178,28 @@ def extract_voc(tar_path: str | Path, dest_dir: str | Path, year: str | int) -> 
 
     extract_tar(tar_path, dest_dir, select)
     return find_voc_year_dir(dest_dir, year)
+
+
+def prepare(cfg: dict, out: str | Path, *, table: dict | None = None, tar: str | Path | None = None,
+            threads: int = 1) -> dict:  # fmt: skip
+    """The ``voc`` dataset kind: ``cfg`` is its config block (``path`` of a devkit or export on
+    disk, or ``year`` with the downloaded ``tar``), ``table`` its class table."""
+    from segaug.data.class_tables import VOC_VOID_COLOUR
+
+    opts = dict(
+        table=ClassTable.from_dict(table, "class table") if table else None,
+        pascal=bool(cfg.get("year")),
+        workers=threads,
+        ignore_colour=tuple(cfg.get("ignore_color") or VOC_VOID_COLOUR),
+    )
+    if cfg.get("path"):
+        return convert_voc(find_voc_year_dir(cfg["path"], cfg.get("year")), out, **opts)
+    if not tar or not cfg.get("year"):
+        raise SegaugError("a VOC dataset needs `path` (on disk) or `year` and the downloaded tarball")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.extract.", dir=out.parent))
+    try:
+        return convert_voc(extract_voc(tar, tmp / "voc", cfg["year"]), out, **opts)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
