@@ -1,6 +1,7 @@
 """Pixel-wise losses for segmentation, all ignoring label 255.
 
-``create_loss(name, num_classes, class_weights=None, ignore_index=255, **kw)``:
+``create_loss(name, num_classes, class_weights=None, ignore_index=255, **kw)`` builds a loss of
+the registry :data:`LOSSES` (a new loss: a :class:`LossSpec` and one :func:`register_loss` line):
 
 * ``"ce"``           cross-entropy (class weights allowed but optional)
 * ``"weighted_ce"``  cross-entropy with per-class weights (required)
@@ -16,7 +17,8 @@ no valid pixel gives a loss of 0 (not NaN).
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,9 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from segaug.errors import SegaugError
-
-LOSSES = ("ce", "weighted_ce", "focal")
-
 
 class SegLoss(nn.Module):
     def __init__(
@@ -78,6 +77,37 @@ class SegLoss(nn.Module):
         return f"gamma={self.gamma}, weighted={self.weight is not None}, ignore={self.ignore_index}"
 
 
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss of the registry: its options with their defaults, whether it needs class
+    weights, and how to build it: ``build(num_classes, class_weights, ignore_index, **options)``."""
+
+    name: str
+    options: dict
+    build: Callable[..., nn.Module]
+    needs_weights: bool = False
+
+
+LOSSES: dict[str, LossSpec] = {}
+
+
+def register_loss(spec: LossSpec) -> LossSpec:
+    LOSSES[spec.name] = spec
+    return spec
+
+
+def _seg_loss(num_classes, class_weights, ignore_index, gamma=0.0, avg_non_ignore=True):
+    gamma = float(gamma)
+    if gamma < 0:
+        raise SegaugError(f"loss 'focal': gamma must be >= 0, got {gamma}")
+    return SegLoss(num_classes, gamma, class_weights, ignore_index, bool(avg_non_ignore))
+
+
+register_loss(LossSpec("ce", {"avg_non_ignore": True}, _seg_loss))
+register_loss(LossSpec("weighted_ce", {"avg_non_ignore": True}, _seg_loss, needs_weights=True))
+register_loss(LossSpec("focal", {"gamma": 2.0, "avg_non_ignore": True}, _seg_loss))
+
+
 def create_loss(
     name: str,
     num_classes: int,
@@ -85,28 +115,16 @@ def create_loss(
     ignore_index: int = 255,
     **kw,
 ) -> nn.Module:
-    """Build a loss by name; unknown names or keywords are a SegaugError."""
-    allowed = {"ce": {"avg_non_ignore"}, "weighted_ce": {"avg_non_ignore"},
-               "focal": {"gamma", "avg_non_ignore"}}  # fmt: skip
-    if name not in allowed:
+    """Build a registered loss by name; unknown names or options are a SegaugError."""
+    spec = LOSSES.get(name)
+    if spec is None:
         raise SegaugError(f"loss: unknown name {name!r}; choose one of {', '.join(LOSSES)}")
-    unknown = sorted(set(kw) - allowed[name])
+    unknown = sorted(set(kw) - set(spec.options))
     if unknown:
-        raise SegaugError(
-            f"loss {name!r}: unknown option(s) {unknown}; known: {sorted(allowed[name])}"
-        )
-    if name == "weighted_ce" and class_weights is None:
-        raise SegaugError("loss 'weighted_ce' needs class_weights (a list, 'inverse' or 'median')")
-    gamma = float(kw.get("gamma", 2.0)) if name == "focal" else 0.0
-    if gamma < 0:
-        raise SegaugError(f"loss 'focal': gamma must be >= 0, got {gamma}")
-    return SegLoss(
-        num_classes,
-        gamma=gamma,
-        class_weights=class_weights,
-        ignore_index=ignore_index,
-        avg_non_ignore=bool(kw.get("avg_non_ignore", True)),
-    )
+        raise SegaugError(f"loss {name!r}: unknown option(s) {unknown}; known: {sorted(spec.options)}")
+    if spec.needs_weights and class_weights is None:
+        raise SegaugError(f"loss {name!r} needs class_weights (a list, 'inverse' or 'median')")
+    return spec.build(num_classes, class_weights, ignore_index, **{**spec.options, **kw})
 
 
 def class_weights_from_counts(counts: Sequence[int], mode: str = "inverse") -> np.ndarray:
