@@ -7,6 +7,8 @@ import yaml
 from conftest import ROOT, run_snakemake
 from segaug.data.canonical import ClassTable, write_image, write_label, write_split
 
+pytestmark = pytest.mark.workflow  # every test here runs Snakemake
+
 NAMES = ("grass", "road", "car")
 
 

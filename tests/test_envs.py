@@ -113,6 +113,7 @@ def test_env_pins_match_pyproject():
                 assert pins[next(k for k in pins if k.lower() == name)] == version, (env.name, name)
 
 
+@pytest.mark.workflow
 def test_lint_is_clean(tmp_path):
     p = run_snakemake("--lint", cwd=ROOT)
     assert "Congratulations, your workflow is in a good condition!" in p.stdout + p.stderr

@@ -198,6 +198,7 @@ def test_latex_booktabs_escaped_and_balanced():
 # --- provenance ----------------------------------------------------------------------------------
 
 
+@pytest.mark.workflow
 def test_provenance_keys_stable_and_config_hash(tmp_path):
     cfg = {"seeds": [0, 1], "models": {"a": {"arch": "X"}}}
     p1 = provenance(cfg, [0, 1], {"generator": "org/model"}, extra={"k": 1})

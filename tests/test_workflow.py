@@ -12,6 +12,8 @@ import yaml
 
 from conftest import ROOT, run_snakemake, snakemake_bin
 
+pytestmark = pytest.mark.workflow  # every test here runs Snakemake
+
 PAPER_SPLITS = 6
 PAPER_MODELS = 3  # DeepLabV3+, PSPNet, Mask2Former (R50)
 TRAINSETS = 2  # D_origin, D_final
