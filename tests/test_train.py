@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segaug.data.canonical import ClassTable, samples, write_image, write_label
+from segaug.data.canonical import ClassTable, load_pair, samples, write_image, write_label
 from segaug.errors import SegaugError
 from segaug.train.data import SegDataset, StreamSampler
 from segaug.train.losses import class_weights_from_counts, create_loss
@@ -23,6 +23,7 @@ from segaug.train.transforms import (
     photometric_distortion,
     random_crop,
     rescale_size,
+    resize_keep_ratio,
     to_model_input,
 )
 
@@ -514,3 +515,41 @@ def test_channels_last_input_equals_contiguous():
     b = to_model_input(img, hw, channels_last=True)
     assert a.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(a, b) and (a[1, :, 5:] == 0).all() and (a[1, :, :, 7:] == 0).all()
+
+
+def test_batched_evaluation_gives_the_same_confusion_as_image_by_image(shapes, straight, tmp_path):
+    """Batches of one image size (with workers) give exactly the confusion matrix of the
+    image-by-image loop with worker-side normalisation (the evaluation before issue 13)."""
+    from segaug.metrics import ConfusionMeter
+    from segaug.train.evaluate import evaluate, load_model, size_batches
+
+    root = tmp_path / "mixed"
+    rng = np.random.default_rng(1)
+    ids = []
+    for i, (h, w) in enumerate([(64, 64), (48, 80), (64, 64), (48, 80), (40, 56), (64, 64), (48, 80)]):
+        lab = np.zeros((h, w), np.uint8)
+        lab[h // 4 : h // 2 + 5, w // 3 : w // 3 + 17 + i] = 1
+        lab[0, :] = 255
+        img = np.where(lab[..., None] == 1, [200, 40, 40], [40, 60, 180]).astype(float)
+        img = np.clip(img + rng.normal(0, 25, img.shape), 0, 255).astype(np.uint8)
+        write_image(root / "images" / f"m{i}.png", img)
+        write_label(root / "labels" / f"m{i}.png", lab)
+        ids.append(f"m{i}")
+    table = ClassTable.load(shapes / "classes.json")
+    va = samples(root, ids)
+    model, _ = load_model(straight / "model.pt")
+    for scale in (None, (96, 96)):
+        ref = ConfusionMeter(2)
+        for s in va:
+            img, lab = load_pair(s)
+            if scale is not None:
+                img, _ = resize_keep_ratio(img, None, scale)
+            x = torch.from_numpy(normalize(img))[None]
+            with torch.no_grad():
+                logits = predict_whole(model, x, pad_multiple(model), out_size=lab.shape)
+            ref.update(logits.argmax(1)[0].numpy(), lab)
+        for batch, workers in ((1, 0), (3, 0), (8, 2)):
+            conf, _ = evaluate(straight / "model.pt", va, table, device="cpu", test_scale=scale,
+                               batch_size=batch, num_workers=workers)  # fmt: skip
+            assert np.array_equal(conf, ref.conf), (scale, batch, workers)
+    assert size_batches([(1, 2), (3, 4), (1, 2), (1, 2)], 2) == [[0, 2], [3], [1]]
