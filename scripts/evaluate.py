@@ -26,7 +26,8 @@ def main(argv=None):
     ap.add_argument("--out-confusion", required=True, type=Path)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, help="CPU threads for torch (the rule's threads)")
-    ap.add_argument("--batch-size", type=int, default=8, help="images of one size per batch")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="images of one size per batch (default: 8 on a GPU, 1 on a CPU)")
     ap.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
     args = ap.parse_args(argv)
     if args.threads:

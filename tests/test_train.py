@@ -553,3 +553,41 @@ def test_batched_evaluation_gives_the_same_confusion_as_image_by_image(shapes, s
                                batch_size=batch, num_workers=workers)  # fmt: skip
             assert np.array_equal(conf, ref.conf), (scale, batch, workers)
     assert size_batches([(1, 2), (3, 4), (1, 2), (1, 2)], 2) == [[0, 2], [3], [1]]
+
+
+def test_channels_last_and_compile_give_the_same_loss_curve(shapes, tmp_path, monkeypatch):
+    """The speed options change memory layout / graph execution, not the maths: the loss
+    curve matches the default run to float tolerance on CPU. (compile runs with the
+    aot_eager backend here: inductor's C++ code generation takes minutes on a CPU runner.)"""
+    import lightning as L
+
+    from segaug.train.loop import train
+
+    compile_ = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kw: compile_(self, backend="aot_eager"))  # fmt: skip
+
+    class Losses(L.Callback):
+        def __init__(self):
+            self.values = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            self.values.append(float(loss))
+
+    table = ClassTable.load(shapes / "classes.json")
+    tr, va = samples(shapes, [f"im{i}" for i in range(8)]), samples(shapes, ["im8", "im9"])
+    cfg = {**TRAIN_CFG, "steps": 8}
+    curves = {}
+    for name, perf in (("default", {}), ("channels_last", {"channels_last": True}),
+                       ("compile", {"compile": True, "channels_last": True})):  # fmt: skip
+        cb = Losses()
+        out = tmp_path / name
+        train(tr, va, table, TINY, {**cfg, **perf}, {"name": "ce"}, 0, out / "model.pt",
+              out / "curve.csv", out / "state", device="cpu", callbacks=[cb])  # fmt: skip
+        curves[name] = cb.values
+    assert len(curves["default"]) == 8
+    for name in ("channels_last", "compile"):
+        # the first steps agree to float rounding; rounding differences then grow a little
+        np.testing.assert_allclose(curves[name][:3], curves["default"][:3], rtol=1e-5)
+        np.testing.assert_allclose(curves[name], curves["default"], rtol=1e-2)

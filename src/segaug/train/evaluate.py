@@ -76,7 +76,7 @@ def evaluate(
     device: str = "auto",
     test_scale: Sequence[int] | None | str = "model",
     num_workers: int = 0,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     meta: dict | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Confusion matrix and :func:`segaug.metrics.scores` of a model file on ``samples``.
@@ -85,7 +85,8 @@ def evaluate(
     image size); pass None or a (long, short) pair to override it. ``meta``: the model file's
     dict when the caller has already read it (the file is then not read again).
 
-    Images are batched by size (``batch_size`` images of the same size; VOC has few sizes),
+    Images are batched by size (``batch_size`` images of the same size; VOC has few sizes;
+    None: 8 on a GPU, 1 on a CPU, where a batch costs more per image than single images),
     read by ``num_workers`` worker processes into pinned memory on a GPU, normalised on the
     device, and each batch's predictions come back in one transfer: the confusion matrix
     equals the image-by-image one exactly (batching adds no padding).
@@ -96,9 +97,11 @@ def evaluate(
     from segaug.train.models import create_model, pad_multiple, predict_whole, resolve_device
     from segaug.train.transforms import ValTransform, to_model_input
 
+    dev = resolve_device(device)
+    if batch_size is None:
+        batch_size = 8 if dev == "cuda" else 1
     if batch_size < 1:
         raise SegaugError(f"evaluate: batch_size must be >= 1, got {batch_size}")
-    dev = resolve_device(device)
     if meta is None:
         meta = read_model_file(model_path)
     names = list(meta.get("class_names", []))
