@@ -30,6 +30,9 @@ test: setup
 bench: setup
 	$(PY) benchmarks/bench_paste.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_train_data.py
+	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_paste_job.py
 	$(PY) benchmarks/bench_dryrun.py
 	$(PY) benchmarks/bench_context.py
 	$(PY) benchmarks/bench_paste_modes.py

@@ -191,19 +191,21 @@ def to_model_input(image, hw=None, channels_last: bool = False):
     """
     import torch
 
-    x = image.permute(0, 3, 1, 2).float()  # a view of NHWC, i.e. channels-last memory
-    mean = torch.as_tensor(MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.as_tensor(STD, device=x.device).view(1, 3, 1, 1)
-    x = (x - mean) / std
+    if channels_last:  # NHWC in memory: the channel arithmetic broadcasts over the last axis
+        x, shape = image.float(), (1, 1, 1, 3)
+    else:  # transpose the uint8 (a quarter of the bytes), then convert
+        x, shape = image.permute(0, 3, 1, 2).contiguous().float(), (1, 3, 1, 1)
+    mean = torch.as_tensor(MEAN, device=x.device).view(shape)
+    std = torch.as_tensor(STD, device=x.device).view(shape)
+    x.sub_(mean).div_(std)
     if hw is not None:
-        n, _, h, w = x.shape
+        h, w = image.shape[1:3]
         hw = hw.to(x.device)
-        rows = torch.arange(h, device=x.device).view(1, h, 1) < hw[:, 0].view(n, 1, 1)
-        cols = torch.arange(w, device=x.device).view(1, 1, w) < hw[:, 1].view(n, 1, 1)
-        x = torch.where((rows & cols).unsqueeze(1), x, torch.zeros((), device=x.device))
-    if channels_last:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x.contiguous()
+        rows = torch.arange(h, device=x.device).view(1, h, 1) >= hw[:, 0].view(-1, 1, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w) >= hw[:, 1].view(-1, 1, 1)
+        pad = rows | cols  # N x H x W
+        x.masked_fill_(pad.unsqueeze(-1) if channels_last else pad.unsqueeze(1), 0.0)
+    return x.permute(0, 3, 1, 2) if channels_last else x
 
 
 def _pair(v, name) -> tuple:
