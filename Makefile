@@ -31,6 +31,9 @@ bench: setup
 	$(PY) benchmarks/bench_convert.py
 	$(PY) benchmarks/bench_paste.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_train_data.py
+	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_paste_job.py
 	$(PY) benchmarks/bench_dryrun.py
 	$(PY) benchmarks/bench_context.py
 	$(PY) benchmarks/bench_paste_modes.py

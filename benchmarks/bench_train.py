@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Training throughput of the demo models (and optionally a paper-sized one); prints figures.
 
-One training step = forward + loss + backward + SGD step on a random batch (the data pipeline is
-timed separately: the VOC train transform on one image). Random initialisation, no downloads.
+One training step = forward + loss + backward + SGD step on a random batch. Random
+initialisation, no downloads. The data pipeline as the job runs it (decode, label read, crop
+retries, side by side with MMSegmentation's) is benchmarks/bench_train_data.py.
 
     python benchmarks/bench_train.py                 # demo models, 1 thread, CPU
     python benchmarks/bench_train.py --threads 2 --big   # + DeepLabV3+/PSPNet R50, 512 crop, batch 2
@@ -20,7 +21,6 @@ import torch  # noqa: E402
 
 from segaug.train.losses import create_loss  # noqa: E402
 from segaug.train.models import create_model, resolve_device  # noqa: E402
-from segaug.train.transforms import TrainTransform  # noqa: E402
 
 DEMO = [
     ("DeepLabV3+ resnet18", {"arch": "DeepLabV3Plus", "encoder": "resnet18"}),
@@ -52,17 +52,6 @@ def step_time(cfg, num_classes, batch, crop, steps, device, warmup=2):
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return float(np.median(times))
-
-
-def transform_time(base, crop, n=50):
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (base[1], base[0], 3), dtype=np.uint8)
-    lab = rng.integers(0, 7, (base[1], base[0]), dtype=np.uint8)
-    tf = TrainTransform(crop_size=(crop, crop), base_size=base)
-    t0 = time.perf_counter()
-    for i in range(n):
-        tf(img, lab, np.random.default_rng([0, i]))
-    return (time.perf_counter() - t0) / n
 
 
 def e2e_time(cfg, num_classes, batch, crop, steps, threads):
@@ -111,10 +100,6 @@ def main():
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s)")
-    print(f"transform (VOC pipeline, 160x120 image -> {args.crop} crop): "
-          f"{1000 * transform_time((160, 120), args.crop):.2f} ms/image")  # fmt: skip
-    voc_ms = 1000 * transform_time((500, 375), 512, 20)
-    print(f"transform (VOC pipeline, 500x375 image -> 512 crop): {voc_ms:.2f} ms/image")
     runs = [(n, c, args.batch, args.crop) for n, c in DEMO]
     if args.big:
         runs += [(n, c, 2, 512) for n, c in BIG]

@@ -16,6 +16,7 @@ rule paste:
         f"{OUT}/benchmarks/paste/{{dataset}}/{{split}}/{{method}}/seed{{seed}}.tsv"
     conda:
         "../envs/paste.yaml"
+    threads: 4
     params:
         script=script("paste.py"),
         args=paste_args,
@@ -23,7 +24,7 @@ rule paste:
     shell:
         "HF_HOME={params.hf_home} HF_HUB_OFFLINE=1 python {params.script} --method {wildcards.method} --dataset-root {input.dataset}"
         " --split-list {input.train_list} --pool {input.pool} --seed {wildcards.seed}"
-        " {params.args} --out {output} 2> {log}"
+        " {params.args} --threads {threads} --out {output} 2> {log}"
 
 
 rule surfaces:

@@ -26,6 +26,9 @@ def main(argv=None):
     ap.add_argument("--out-confusion", required=True, type=Path)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, help="CPU threads for torch (the rule's threads)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="images of one size per batch (default: 8 on a GPU, 1 on a CPU)")
+    ap.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
     args = ap.parse_args(argv)
     if args.threads:
         import torch
@@ -37,8 +40,9 @@ def main(argv=None):
 
     table = ClassTable.load(args.dataset_root / "classes.json")
     val = samples(args.dataset_root, read_split(args.val_list))
-    conf, sc = evaluate(args.model, val, table, device=args.device)
-    meta = read_model_file(args.model)
+    meta = read_model_file(args.model)  # read once: evaluate() builds the model from it
+    conf, sc = evaluate(args.model, val, table, device=args.device, meta=meta,
+                        batch_size=args.batch_size, num_workers=args.num_workers)  # fmt: skip
     meta.pop("state_dict")
     metrics = {
         **sc,

@@ -16,6 +16,9 @@ overlap-free packing, per-object augmentation, hard / feathered / Poisson blendi
 --surfaces: the cached open-vocabulary surface maps of the split, for surfaces that are not
 classes of the dataset (VOC has no road).
 
+--image-format / --compress-level: pasted images keep their source format (PNG or JPEG) unless
+told otherwise; PNGs (labels always) at zlib level 1. --threads: worker processes over the
+images; the output is byte-identical for any number.
 OUT holds images/, labels/, classes.json, sets/all.txt, manifest.jsonl (one line per paste,
 with the reason it was accepted) and summary.json (see segaug.paste.pipeline / .sigtor).
 Objects are drawn with the class uniform over the pool's classes, then uniform within it.
@@ -55,9 +58,18 @@ def main(argv=None):
     ap.add_argument("--context-json", type=json_arg, default=None, help="config section `context`")
     ap.add_argument("--vlm-json", type=json_arg, default=None, help="config section `vlm`")
     ap.add_argument("--surfaces", type=Path, default=None, help="cached surface maps of the split")
+    ap.add_argument("--image-format", default="source", choices=("source", "png", "jpg"),
+                    help="format of the pasted images (default: that of each source image)")
+    ap.add_argument("--compress-level", type=int, default=1,
+                    help="PNG zlib level 0-9 of images and labels (default 1: fast)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="worker processes over the images (the rule's threads); same bytes for any")
     args = ap.parse_args(argv)
 
+    from segaug.paste.output import OutputOptions
     from segaug.pool import load_pool
+
+    output = OutputOptions(args.image_format, args.compress_level)
 
     if not isinstance(args.placer_args, dict):
         raise SegaugError(f"--placer-args must be a JSON object, got {args.placer_args!r}")
@@ -70,7 +82,8 @@ def main(argv=None):
             args.dataset_root, ids, pool, args.seed, args.out,
             objects_per_image=tuple(args.objects_per_image), blend=args.blend,
             copies_per_image=args.copies, feather_px=args.feather_px, flip_prob=args.flip_prob,
-            scale_range=tuple(args.scale_range), class_table=table, **args.placer_args,
+            scale_range=tuple(args.scale_range), class_table=table, output=output,
+            workers=args.threads, **args.placer_args,
         )  # fmt: skip
         return
     from segaug.paste.pipeline import paste_dataset
@@ -80,7 +93,7 @@ def main(argv=None):
         args.dataset_root, ids, pool, placer, args.seed,
         args.out, copies_per_image=args.copies, objects_per_image=tuple(args.objects_per_image),
         scale_range=tuple(args.scale_range), flip_prob=args.flip_prob, blend=args.blend,
-        feather_px=args.feather_px, class_table=table,
+        feather_px=args.feather_px, class_table=table, output=output, workers=args.threads,
     )  # fmt: skip
 
 

@@ -320,3 +320,51 @@ def test_sampler_balances_classes_not_objects():
     rng = np.random.default_rng(0)
     draws = [s.draw(rng).class_index for _ in range(4000)]
     assert abs(draws.count(1) / len(draws) - 0.5) < 0.05
+
+
+def test_paste_same_bytes_for_any_number_of_workers(data, tmp_path):
+    kw = dict(copies_per_image=2, objects_per_image=(1, 3))
+    run_paste(data, tmp_path / "w1", 5, workers=1, **kw)
+    run_paste(data, tmp_path / "w2", 5, workers=2, **kw)
+    run_paste(data, tmp_path / "w4", 5, workers=4, **kw)
+    a = files_bytes(tmp_path / "w1")
+    assert a == files_bytes(tmp_path / "w2") == files_bytes(tmp_path / "w4")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # staging renamed
+
+
+def test_paste_output_options(data, tmp_path):
+    from PIL import Image
+
+    from segaug.data.canonical import read_image, read_label
+    from segaug.paste.output import OutputOptions, encode
+
+    root, ids, pool = data
+    fast = run_paste(data, tmp_path / "l1", 2)  # default: PNG level 1, source format (PNG)
+    run_paste(data, tmp_path / "l9", 2, output=OutputOptions(compress_level=9))
+    assert fast["output"] == {"image_format": "source", "compress_level": 1}
+    for sub in ("images", "labels"):
+        for p in sorted((tmp_path / "l1" / sub).glob("*.png")):
+            q = tmp_path / "l9" / sub / p.name
+            assert p.stat().st_size >= q.stat().st_size  # level 9 packs at least as tight
+            assert np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(q)))
+            assert Image.open(p).mode == ("L" if sub == "labels" else "RGB")
+    # told to: JPEG images, labels stay lossless PNG, and the set still reads back
+    run_paste(data, tmp_path / "jpg", 2, output=OutputOptions(image_format="jpg"))
+    out = tmp_path / "jpg"
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i}_p0.jpg" for i in ids]
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{i}_p0.png" for i in ids]
+    b = read_image(tmp_path / "l1" / "images" / f"{ids[0]}_p0.png")
+    assert (out / "images" / f"{ids[0]}_p0.jpg").read_bytes() == encode(b, ".jpg")
+    assert np.array_equal(read_label(out / "labels" / f"{ids[0]}_p0.png"),
+                          read_label(tmp_path / "l1" / "labels" / f"{ids[0]}_p0.png"))  # fmt: skip
+    # a JPEG source keeps its format by default
+    img = read_image(root / "images" / f"{ids[0]}.png")
+    (root / "images" / f"{ids[0]}.png").unlink()
+    Image.fromarray(img).save(root / "images" / f"{ids[0]}.jpg", quality=95)
+    run_paste(data, tmp_path / "src", 2)
+    assert (tmp_path / "src" / "images" / f"{ids[0]}_p0.jpg").exists()
+    assert (tmp_path / "src" / "images" / f"{ids[1]}_p0.png").exists()
+    with pytest.raises(SegaugError, match="compress_level"):
+        OutputOptions(compress_level=10)
+    with pytest.raises(SegaugError, match="image_format"):
+        OutputOptions(image_format="webp")

@@ -477,3 +477,13 @@ def test_sigtor_dataset_bad_options(data, tmp_path):
     with pytest.raises(SegaugError, match="objects_per_image"):
         sigtor_dataset(root, ids, pool, 0, tmp_path / "x", objects_per_image=(3, 1))
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("blend", ["poisson", "feather"])
+def test_sigtor_dataset_same_bytes_for_any_number_of_workers(data, tmp_path, blend):
+    root, ids, pool = data
+    kw = dict(objects_per_image=(2, 3), copies_per_image=2, min_area=4, blend=blend)
+    sigtor_dataset(root, ids, pool, 3, tmp_path / "w1", workers=1, **kw)
+    sigtor_dataset(root, ids, pool, 3, tmp_path / "w3", workers=3, **kw)
+    assert files_bytes(tmp_path / "w1") == files_bytes(tmp_path / "w3")
+    assert not list(tmp_path.glob(".w3*"))  # one staging directory, renamed into place

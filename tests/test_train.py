@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segaug.data.canonical import ClassTable, samples, write_image, write_label
+from segaug.data.canonical import ClassTable, load_pair, samples, write_image, write_label
 from segaug.errors import SegaugError
 from segaug.train.data import SegDataset, StreamSampler
 from segaug.train.losses import class_weights_from_counts, create_loss
@@ -19,9 +19,12 @@ from segaug.train.module import poly_lr
 from segaug.train.transforms import (
     TrainTransform,
     ValTransform,
+    normalize,
     photometric_distortion,
     random_crop,
     rescale_size,
+    resize_keep_ratio,
+    to_model_input,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +48,17 @@ def test_rescale_size_is_mmcv_keep_ratio():
 def test_train_transform_shapes_and_padding():
     tf = TrainTransform(crop_size=(48, 40), base_size=(32, 24), ratio_range=(0.5, 0.5))
     label = np.ones((30, 40), np.uint8)
-    x, y = tf(_image(30, 40), label, np.random.default_rng(0))
-    assert x.shape == (3, 48, 40) and x.dtype == np.float32
-    assert y.shape == (48, 40) and y.dtype == np.int64
+    img, y, hw = tf(_image(30, 40), label, np.random.default_rng(0))
+    assert img.shape == (48, 40, 3) and img.dtype == np.uint8 and hw == (12, 16)
+    assert y.shape == (48, 40) and y.dtype == np.uint8
     # resized to fit (16, 12) -> 16x12 content (w x h), the rest is padding
     assert (y[:12, :16] == 1).all()
     assert (y[12:, :] == 255).all() and (y[:, 16:] == 255).all()
+    # on the device: normalised like normalize(), 0 (the mean colour) in the padded area
+    x = to_model_input(torch.from_numpy(img)[None], torch.tensor([hw]))[0].numpy()
+    assert x.shape == (3, 48, 40) and x.dtype == np.float32 and x.flags.c_contiguous
     assert (x[:, 12:, :] == 0).all() and (x[:, :, 16:] == 0).all()
+    assert np.array_equal(x[:, :12, :16], normalize(img[:12, :16]))
 
 
 def test_train_transform_is_a_function_of_the_generator():
@@ -105,10 +112,10 @@ def test_photometric_distortion_keeps_uint8_and_is_seeded():
 
 
 def test_val_transform_resizes_image_not_label():
-    x, y = ValTransform((64, 64))(_image(30, 40), np.zeros((30, 40), np.uint8))
-    assert x.shape == (3, 48, 64) and y.shape == (30, 40)
-    x, y = ValTransform()(_image(30, 40), np.zeros((30, 40), np.uint8))
-    assert x.shape == (3, 30, 40)
+    x, y, hw = ValTransform((64, 64))(_image(30, 40), np.zeros((30, 40), np.uint8))
+    assert x.shape == (48, 64, 3) and y.shape == (30, 40) and hw == (48, 64)
+    x, y, hw = ValTransform()(_image(30, 40), np.zeros((30, 40), np.uint8))
+    assert x.shape == (30, 40, 3) and x.dtype == np.uint8
 
 
 # ---------------------------------------------------------------- data set and stream
@@ -140,8 +147,8 @@ def test_stream_is_a_function_of_seed_and_position(shapes):
     tf = TrainTransform(crop_size=(32, 32), base_size=(64, 64))
     a, b = SegDataset(s, 2, tf, seed=3), SegDataset(s, 2, tf, seed=3)
     for g in (0, 5, 13, 100):
-        xa, ya, ga = a[g]
-        xb, yb, gb = b[g]
+        xa, ya, ga, _ = a[g]
+        xb, yb, gb, _ = b[g]
         assert ga == gb == g and torch.equal(xa, xb) and torch.equal(ya, yb)
     assert not torch.equal(a[1][0], a[2][0])
     assert not torch.equal(a[1][0], SegDataset(s, 2, tf, seed=4)[1][0])
@@ -410,3 +417,177 @@ def test_train_config_errors(shapes, tmp_path):
         from segaug.cli import run
 
         run(_script("train").main, _args(shapes, tmp_path, train_json='{"steps": 4, "bogus": 1}'))
+
+
+# ---------------------------------------------------------------- the fast pipeline (issue 13)
+
+
+def _reference_pipeline(tf, image, label, rng):
+    """The pipeline as it was before the uint8/bincount/LUT rewrite: float32 CHW normalised in
+    the worker, np.unique crop check, float photometric conversion (the reference the fast
+    path must reproduce)."""
+    import cv2
+
+    from segaug.train.transforms import _crop_bbox, random_flip, random_resize
+
+    def convert(img, alpha=1.0, beta=0.0):
+        return np.clip(img.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+
+    image, label = random_resize(image, label, rng, tf.base_size, tf.ratio_range)
+    bbox = _crop_bbox(label.shape, tf.crop_size, rng)
+    for _ in range(10):
+        y1, y2, x1, x2 = bbox
+        values, cnt = np.unique(label[y1:y2, x1:x2], return_counts=True)
+        cnt = cnt[values != 255]
+        if len(cnt) > 1 and cnt.max() / cnt.sum() < tf.cat_max_ratio:
+            break
+        bbox = _crop_bbox(label.shape, tf.crop_size, rng)
+    y1, y2, x1, x2 = bbox
+    image, label = random_flip(image[y1:y2, x1:x2], label[y1:y2, x1:x2], rng, tf.flip_prob)
+    img = np.ascontiguousarray(image)
+    if rng.integers(2):
+        img = convert(img, beta=rng.uniform(-32, 32))
+    mode = rng.integers(2)
+    if mode == 1 and rng.integers(2):
+        img = convert(img, alpha=rng.uniform(0.5, 1.5))
+    if rng.integers(2):
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+        hsv[:, :, 1] = convert(hsv[:, :, 1], alpha=rng.uniform(0.5, 1.5))
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if rng.integers(2):
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+        shift = int(rng.integers(-18, 18))
+        hsv[:, :, 0] = ((hsv[:, :, 0].astype(np.int32) + shift) % 180).astype(np.uint8)
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if mode == 0 and rng.integers(2):
+        img = convert(img, alpha=rng.uniform(0.5, 1.5))
+    x = normalize(img)
+    h, w = label.shape
+    ph, pw = max(tf.crop_size[0] - h, 0), max(tf.crop_size[1] - w, 0)
+    x = np.pad(x, ((0, 0), (0, ph), (0, pw)), constant_values=0.0)
+    label = np.pad(label, ((0, ph), (0, pw)), constant_values=255)
+    return x, label.astype(np.int64)
+
+
+def _blobs(seed, h=90, w=120):
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((h, w), np.uint8)
+    for c in range(1, 4):
+        y, x = rng.integers(0, h - 20), rng.integers(0, w - 20)
+        lab[y : y + rng.integers(10, 40), x : x + rng.integers(10, 50)] = c
+    lab[rng.random((h, w)) < 0.02] = 255
+    img = cv2_blur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return img, lab
+
+
+def cv2_blur(img):
+    import cv2
+
+    return cv2.GaussianBlur(img, (5, 5), 1.5)
+
+
+def test_fast_pipeline_has_the_same_augmentation_distribution():
+    """Fixed seeds: the uint8 pipeline + on-device normalisation reproduces the reference
+    pipeline exactly (crop windows, flips, photometric changes, normalised floats), so the
+    statistics of crops and of photometric changes are the same as before."""
+    tf = TrainTransform(crop_size=(64, 64), base_size=(160, 60), ratio_range=(0.5, 2.0))
+    stats = {"new": [], "ref": []}
+    for seed in range(60):
+        img, lab = _blobs(seed % 6)
+        u8, y, hw = tf(img, lab, np.random.default_rng([seed, 1]))
+        x = to_model_input(torch.from_numpy(u8)[None], torch.tensor([hw]))[0].numpy()
+        xr, yr = _reference_pipeline(tf, img, lab, np.random.default_rng([seed, 1]))
+        assert np.array_equal(x, xr) and np.array_equal(y.astype(np.int64), yr), seed
+        for key, (xx, yy) in (("new", (x, y)), ("ref", (xr, yr))):
+            valid = yy != 255
+            counts = np.bincount(yy[valid].ravel(), minlength=4)
+            stats[key].append((valid.sum(), counts.max() / max(counts.sum(), 1),
+                               float(xx.mean()), float(xx.std())))  # fmt: skip
+    np.testing.assert_array_equal(np.array(stats["new"]), np.array(stats["ref"]))
+    # and the pipeline did vary: several crop sizes, photometric changes of both signs
+    assert len({s[0] for s in stats["new"]}) > 5 and np.std([s[2] for s in stats["new"]]) > 0.05
+
+
+def test_channels_last_input_equals_contiguous():
+    img = torch.from_numpy(_image(8, 10))[None].repeat(2, 1, 1, 1)
+    hw = torch.tensor([[8, 10], [5, 7]])
+    a = to_model_input(img, hw)
+    b = to_model_input(img, hw, channels_last=True)
+    assert a.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(a, b) and (a[1, :, 5:] == 0).all() and (a[1, :, :, 7:] == 0).all()
+
+
+def test_batched_evaluation_gives_the_same_confusion_as_image_by_image(shapes, straight, tmp_path):
+    """Batches of one image size (with workers) give exactly the confusion matrix of the
+    image-by-image loop with worker-side normalisation (the evaluation before issue 13)."""
+    from segaug.metrics import ConfusionMeter
+    from segaug.train.evaluate import evaluate, load_model, size_batches
+
+    root = tmp_path / "mixed"
+    rng = np.random.default_rng(1)
+    ids = []
+    for i, (h, w) in enumerate([(64, 64), (48, 80), (64, 64), (48, 80), (40, 56), (64, 64), (48, 80)]):
+        lab = np.zeros((h, w), np.uint8)
+        lab[h // 4 : h // 2 + 5, w // 3 : w // 3 + 17 + i] = 1
+        lab[0, :] = 255
+        img = np.where(lab[..., None] == 1, [200, 40, 40], [40, 60, 180]).astype(float)
+        img = np.clip(img + rng.normal(0, 25, img.shape), 0, 255).astype(np.uint8)
+        write_image(root / "images" / f"m{i}.png", img)
+        write_label(root / "labels" / f"m{i}.png", lab)
+        ids.append(f"m{i}")
+    table = ClassTable.load(shapes / "classes.json")
+    va = samples(root, ids)
+    model, _ = load_model(straight / "model.pt")
+    for scale in (None, (96, 96)):
+        ref = ConfusionMeter(2)
+        for s in va:
+            img, lab = load_pair(s)
+            if scale is not None:
+                img, _ = resize_keep_ratio(img, None, scale)
+            x = torch.from_numpy(normalize(img))[None]
+            with torch.no_grad():
+                logits = predict_whole(model, x, pad_multiple(model), out_size=lab.shape)
+            ref.update(logits.argmax(1)[0].numpy(), lab)
+        for batch, workers in ((1, 0), (3, 0), (8, 2)):
+            conf, _ = evaluate(straight / "model.pt", va, table, device="cpu", test_scale=scale,
+                               batch_size=batch, num_workers=workers)  # fmt: skip
+            assert np.array_equal(conf, ref.conf), (scale, batch, workers)
+    assert size_batches([(1, 2), (3, 4), (1, 2), (1, 2)], 2) == [[0, 2], [3], [1]]
+
+
+def test_channels_last_and_compile_give_the_same_loss_curve(shapes, tmp_path, monkeypatch):
+    """The speed options change memory layout / graph execution, not the maths: the loss
+    curve matches the default run to float tolerance on CPU. (compile runs with the
+    aot_eager backend here: inductor's C++ code generation takes minutes on a CPU runner.)"""
+    import lightning as L
+
+    from segaug.train.loop import train
+
+    compile_ = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kw: compile_(self, backend="aot_eager"))  # fmt: skip
+
+    class Losses(L.Callback):
+        def __init__(self):
+            self.values = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            self.values.append(float(loss))
+
+    table = ClassTable.load(shapes / "classes.json")
+    tr, va = samples(shapes, [f"im{i}" for i in range(8)]), samples(shapes, ["im8", "im9"])
+    cfg = {**TRAIN_CFG, "steps": 8}
+    curves = {}
+    for name, perf in (("default", {}), ("channels_last", {"channels_last": True}),
+                       ("compile", {"compile": True, "channels_last": True})):  # fmt: skip
+        cb = Losses()
+        out = tmp_path / name
+        train(tr, va, table, TINY, {**cfg, **perf}, {"name": "ce"}, 0, out / "model.pt",
+              out / "curve.csv", out / "state", device="cpu", callbacks=[cb])  # fmt: skip
+        curves[name] = cb.values
+    assert len(curves["default"]) == 8
+    for name in ("channels_last", "compile"):
+        # the first steps agree to float rounding; rounding differences then grow a little
+        np.testing.assert_allclose(curves[name][:3], curves["default"][:3], rtol=1e-5)
+        np.testing.assert_allclose(curves[name], curves["default"], rtol=1e-2)

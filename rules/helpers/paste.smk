@@ -37,6 +37,8 @@ def paste_args(wildcards, input):
         "flip_prob": "--flip-prob",
         "blend": "--blend",
         "feather_px": "--feather-px",
+        "image_format": "--image-format",
+        "compress_level": "--compress-level",
     }
     out = []
     for key, flag in flags.items():

@@ -111,8 +111,44 @@ def voc_class_table() -> ClassTable:
 # ---------------------------------------------------------------- images and labels
 
 
+_CV2_FLAGS = None
+
+
+def _cv2_decode(path) -> np.ndarray | None:
+    """OpenCV decode straight to RGB (EXIF orientation ignored, as PIL does); None if it fails."""
+    global _CV2_FLAGS
+    import cv2
+
+    if _CV2_FLAGS is None:
+        _CV2_FLAGS = getattr(cv2, "IMREAD_COLOR_RGB", None) or -1
+    try:
+        buf = np.fromfile(path, np.uint8)
+    except OSError:
+        return None
+    if not buf.size:
+        return None
+    prev = cv2.utils.logging.setLogLevel(0)  # a broken file: the PIL path below reports it
+    try:
+        if _CV2_FLAGS == -1:  # OpenCV < 4.10: BGR then convert
+            im = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            return None if im is None else cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
+        return cv2.imdecode(buf, _CV2_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        return None
+    finally:
+        cv2.utils.logging.setLogLevel(prev)
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an RGB image as HxWx3 uint8; a corrupt file is a clear error naming it."""
+    """Read an RGB image as HxWx3 uint8; a corrupt file is a clear error naming it.
+
+    Decoded with OpenCV (the same pixels as PIL's ``convert("RGB")`` for JPEG, PNG, grey,
+    palette and RGBA files, in fewer copies); a file OpenCV cannot read goes through PIL, which
+    reads it or gives the error.
+    """
+    im = _cv2_decode(path)
+    if im is not None and im.ndim == 3 and im.shape[2] == 3 and im.dtype == np.uint8:
+        return im
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))

@@ -2,7 +2,8 @@
 
 Output (``out_dir``, built beside it and renamed into place)::
 
-    images/{id}_p{c}.png   pasted copy c (0-based) of source image {id}
+    images/{id}_p{c}.png   pasted copy c (0-based) of source image {id} (.jpg for a JPEG
+                           source: images keep their format unless ``output`` says otherwise)
     labels/{id}_p{c}.png   its label: pasted pixels take the object's class
     classes.json           the class table (unchanged)
     sets/all.txt           the new ids, in (split order, copy) order
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -33,13 +35,12 @@ from segaug.data.canonical import (
     ClassTable,
     load_pair,
     samples,
-    write_image,
-    write_label,
     write_split,
 )
 from segaug.errors import SegaugError
 from segaug.io import atomic_path, write_json, write_text
 from segaug.paste.compose import BLENDS, paste_object, transform_object
+from segaug.paste.output import OutputOptions, map_images, write_into_staging
 from segaug.paste.placement import Candidate, Placement, Placer
 from segaug.pool import PoolObject
 
@@ -197,6 +198,60 @@ def paste_image(
     return image, label, pasted, done, skipped
 
 
+@dataclass
+class _PasteJob:
+    pairs: list
+    sampler: BalancedObjectSampler
+    placer: Placer
+    seed: int
+    copies: int
+    objects_per_image: tuple
+    scale_range: tuple
+    flip_prob: float
+    blend: str
+    feather_px: float
+    tmp: Path
+    output: OutputOptions
+    num_classes: int
+
+
+def _paste_source(job: _PasteJob, i: int) -> list:
+    """The pasted copies of source image ``i``: files written into the staging directory;
+    returns per copy (output id, manifest lines, skipped, pastes, pixels per class, classes)."""
+    s = job.pairs[i]
+    image0, label0 = load_pair(s, job.num_classes)
+    placer = job.placer
+    if hasattr(placer, "set_image"):  # context placers: the image's surface map
+        placer.set_image(s.id, image0, label0)
+    suffix = job.output.image_suffix(s.image)
+    out = []
+    for c in range(job.copies):
+        rng = np.random.default_rng([job.seed, i, c])
+        image, label, union, done, sk = paste_image(
+            rng, image0, label0, job.sampler, placer, job.objects_per_image, job.scale_range,
+            job.flip_prob, job.blend, job.feather_px,
+        )  # fmt: skip
+        out_id = f"{s.id}_p{c}"
+        level = job.output.compress_level
+        write_into_staging(job.tmp / "images" / f"{out_id}{suffix}", image, level)
+        write_into_staging(job.tmp / "labels" / f"{out_id}.png", label, level)
+        lines = []
+        for k, (pl, obj, px) in enumerate(done):
+            lines.append(json.dumps({
+                "target_id": s.id, "output_id": out_id, "copy": c, "order": k,
+                "crop": obj.crop, "source_id": obj.source_id,
+                "class_index": pl.class_index, "class_name": obj.class_name,
+                "x": pl.x, "y": pl.y, "width": pl.width, "height": pl.height,
+                "scale": round(pl.scale, 6), "flip": pl.flip, "blend": job.blend,
+                "feather_px": job.feather_px if job.blend == "feather" else 0,
+                "reason": pl.reason, "pixels": px,
+                **({"vlm_answer": pl.vlm_answer} if pl.vlm_answer else {}),
+            }, sort_keys=True))  # fmt: skip
+        pixels = np.bincount(label[union], minlength=256)
+        out.append((out_id, lines, sk, len(done), pixels, [pl.class_index for pl, _, _ in done]))
+    return out
+
+
 def paste_dataset(
     dataset_root: str | Path,
     ids: Sequence[str],
@@ -211,10 +266,15 @@ def paste_dataset(
     blend: str = "feather",
     feather_px: float = 2,
     class_table: ClassTable | None = None,
+    output: OutputOptions | None = None,
+    workers: int = 1,
 ) -> dict:
     """Write ``copies_per_image`` pasted copies of every image of ``ids`` to ``out_dir``.
 
-    ``class_table`` defaults to the dataset's classes.json. Each manifest.jsonl line holds:
+    ``class_table`` defaults to the dataset's classes.json. ``output``: image format and PNG
+    compression (:class:`segaug.paste.output.OutputOptions`; images keep their source format,
+    PNG level 1). ``workers``: processes over the images (byte-identical output for any
+    number; a placer with job-wide state, the VLM's, runs in one). Each manifest.jsonl line holds:
     target_id, output_id, copy, order (paste number within the image), crop, source_id,
     class_index, class_name, x, y, width, height (top-left and size after scaling), scale,
     flip, blend, feather_px, reason, pixels (label pixels the paste set, clipped; a later
@@ -224,6 +284,7 @@ def paste_dataset(
     check_options(
         copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
     )
+    output = output or OutputOptions()
     dataset_root, out_dir = Path(dataset_root), Path(out_dir)
     if class_table is None:
         class_table = ClassTable.load(dataset_root / "classes.json")
@@ -242,38 +303,26 @@ def paste_dataset(
     pasted_pixels = np.zeros(256, dtype=np.int64)
     pastes_per_class = np.zeros(256, dtype=np.int64)
     skipped = without = 0
+    if workers > 1 and getattr(placer, "stats", None) is not None:
+        log.info("placer %s keeps job-wide state (stats, request budget): one process",
+                 placer.name)  # fmt: skip
+        workers = 1
     with atomic_path(out_dir) as tmp:
         for sub in ("images", "labels", "sets"):
             (tmp / sub).mkdir(parents=True)
-        for i, s in enumerate(tqdm(pairs, desc=f"paste ({placer.name})", unit="img")):
-            image0, label0 = load_pair(s, nc)
-            if hasattr(placer, "set_image"):  # context placers: the image's surface map
-                placer.set_image(s.id, image0, label0)
-            for c in range(copies_per_image):
-                rng = np.random.default_rng([int(seed), i, c])
-                image, label, union, done, sk = paste_image(
-                    rng, image0, label0, sampler, placer, objects_per_image, scale_range,
-                    flip_prob, blend, feather_px,
-                )  # fmt: skip
-                out_id = f"{s.id}_p{c}"
-                write_image(tmp / "images" / f"{out_id}.png", image)
-                write_label(tmp / "labels" / f"{out_id}.png", label)
+        job = _PasteJob(pairs, sampler, placer, int(seed), copies_per_image,
+                        tuple(objects_per_image), tuple(scale_range), flip_prob, blend,
+                        feather_px, tmp, output, nc)  # fmt: skip
+        results = map_images(_paste_source, job, len(pairs), workers)
+        for res in tqdm(results, total=len(pairs), desc=f"paste ({placer.name})", unit="img"):
+            for out_id, lines, sk, n_done, pixels, classes in res:
                 new_ids.append(out_id)
+                manifest.extend(lines)
                 skipped += sk
-                without += not done
-                pasted_pixels += np.bincount(label[union], minlength=256)
-                for k, (pl, obj, px) in enumerate(done):
-                    pastes_per_class[pl.class_index] += 1
-                    manifest.append(json.dumps({
-                        "target_id": s.id, "output_id": out_id, "copy": c, "order": k,
-                        "crop": obj.crop, "source_id": obj.source_id,
-                        "class_index": pl.class_index, "class_name": obj.class_name,
-                        "x": pl.x, "y": pl.y, "width": pl.width, "height": pl.height,
-                        "scale": round(pl.scale, 6), "flip": pl.flip, "blend": blend,
-                        "feather_px": feather_px if blend == "feather" else 0,
-                        "reason": pl.reason, "pixels": px,
-                        **({"vlm_answer": pl.vlm_answer} if pl.vlm_answer else {}),
-                    }, sort_keys=True))  # fmt: skip
+                without += not n_done
+                pasted_pixels += pixels
+                for c in classes:
+                    pastes_per_class[c] += 1
         options = {
             "copies_per_image": copies_per_image,
             "objects_per_image": list(objects_per_image),
@@ -284,7 +333,7 @@ def paste_dataset(
         }
         if hasattr(placer, "finish"):  # e.g. VLM paste: fails here if the VLM was hardly used
             placer.finish()
-        extra = {"reasons": _reason_counts(manifest)}
+        extra = {"reasons": _reason_counts(manifest), "output": output.to_dict()}
         if getattr(placer, "stats", None):
             extra["placer_stats"] = placer.stats
         summary = write_pasted_set(

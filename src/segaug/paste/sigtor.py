@@ -52,13 +52,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segaug.data.canonical import (
-    ClassTable,
-    load_pair,
-    samples,
-    write_image,
-    write_label,
-)
+from segaug.data.canonical import ClassTable, load_pair, samples
 from segaug.errors import SegaugError
 from segaug.io import atomic_path
 from segaug.paste.blend import (
@@ -70,6 +64,7 @@ from segaug.paste.blend import (
     tight_box,
 )
 from segaug.paste.compose import transform_object
+from segaug.paste.output import OutputOptions, map_images, write_into_staging
 from segaug.paste.pipeline import BalancedObjectSampler, check_options, check_pool, write_pasted_set
 from segaug.pool import PoolObject
 
@@ -661,6 +656,47 @@ def _draw_objects(rng, sampler, lines, objects_per_image) -> list[PoolObject]:
     return list(chosen.values())
 
 
+@dataclass
+class _SigtorJob:
+    pairs: list
+    num_classes: int
+    sampler: BalancedObjectSampler
+    lines: dict | None
+    seed: int
+    copies: int
+    objects_per_image: tuple
+    feather_px: float
+    opts: dict
+    tmp: Path
+    output: OutputOptions
+
+
+def _sigtor_source(job: _SigtorJob, i: int) -> list:
+    """The SIGtor copies of source image ``i``, written into the staging directory; returns
+    per copy (output id, manifest lines, skipped, [(class, pixels) per paste])."""
+    s = job.pairs[i]
+    image0, label0 = load_pair(s, job.num_classes)
+    suffix, level = job.output.image_suffix(s.image), job.output.compress_level
+    out = []
+    for c in range(job.copies):
+        rng = np.random.default_rng([job.seed, i, c])
+        drawn = _draw_objects(rng, job.sampler, job.lines, job.objects_per_image)
+        image, label, recs, sk = sigtor_image(rng, image0, label0, drawn, **job.opts)
+        out_id = f"{s.id}_s{c}"
+        write_into_staging(job.tmp / "images" / f"{out_id}{suffix}", image, level)
+        write_into_staging(job.tmp / "labels" / f"{out_id}.png", label, level)
+        pasted = [r for r in recs if r["reason"] == "packed"]
+        lines, stats = [], []
+        for k, r in enumerate(pasted):
+            stats.append((r["class_index"], r["pixels"]))
+            line = {"target_id": s.id, "output_id": out_id, "copy": c, "order": k,
+                    "crop": r.pop("object_id"), **r,
+                    "feather_px": job.feather_px if r["blend"] == "feather" else 0}  # fmt: skip
+            lines.append(json.dumps(line, sort_keys=True))
+        out.append((out_id, lines, sk, stats))
+    return out
+
+
 def sigtor_dataset(
     dataset_root: str | Path,
     ids: Sequence[str],
@@ -685,8 +721,13 @@ def sigtor_dataset(
     iou_thr: float = 0.1,
     ios_thr: float = 0.5,
     class_table: ClassTable | None = None,
+    output: OutputOptions | None = None,
+    workers: int = 1,
 ) -> dict:
     """Write SIGtor-style pasted copies of every image of ``ids`` to ``out_dir``.
+
+    ``output`` (image format, PNG compression) and ``workers`` (processes over the images,
+    byte-identical output for any number) as in :func:`segaug.paste.pipeline.paste_dataset`.
 
     Output layout as :func:`segaug.paste.pipeline.paste_dataset`, built beside ``out_dir``
     and renamed into place: ``images/{id}_s{c}.png``, ``labels/{id}_s{c}.png``,
@@ -704,6 +745,7 @@ def sigtor_dataset(
     """
     _check_options(objects_per_image, copies_per_image, blend, feather_px, seed, scale_range,
                    flip_prob, jitter, blur_prob, margin, min_area, open_px)  # fmt: skip
+    output = output or OutputOptions()
     dataset_root, out_dir = Path(dataset_root), Path(out_dir)
     if class_table is None:
         class_table = ClassTable.load(dataset_root / "classes.json")
@@ -728,26 +770,18 @@ def sigtor_dataset(
     with atomic_path(out_dir) as tmp:
         for sub in ("images", "labels", "sets"):
             (tmp / sub).mkdir(parents=True)
-        for i, s in enumerate(tqdm(pairs, desc="paste (sigtor)", unit="img")):
-            image0, label0 = load_pair(s, nc)
-            for c in range(copies_per_image):
-                rng = np.random.default_rng([int(seed), i, c])
-                drawn = _draw_objects(rng, sampler, lines, objects_per_image)
-                image, label, recs, sk = sigtor_image(rng, image0, label0, drawn, **opts)
-                out_id = f"{s.id}_s{c}"
-                write_image(tmp / "images" / f"{out_id}.png", image)
-                write_label(tmp / "labels" / f"{out_id}.png", label)
+        job = _SigtorJob(pairs, nc, sampler, lines, int(seed), copies_per_image,
+                         tuple(objects_per_image), feather_px, opts, tmp, output)  # fmt: skip
+        results = map_images(_sigtor_source, job, len(pairs), workers)
+        for res in tqdm(results, total=len(pairs), desc="paste (sigtor)", unit="img"):
+            for out_id, pasted_lines, sk, stats in res:
                 new_ids.append(out_id)
+                manifest.extend(pasted_lines)
                 skipped += sk
-                pasted = [r for r in recs if r["reason"] == "packed"]
-                without += not pasted
-                for k, r in enumerate(pasted):
-                    per_class[r["class_index"]][0] += 1
-                    per_class[r["class_index"]][1] += r["pixels"]
-                    line = {"target_id": s.id, "output_id": out_id, "copy": c, "order": k,
-                            "crop": r.pop("object_id"), **r,
-                            "feather_px": feather_px if r["blend"] == "feather" else 0}  # fmt: skip
-                    manifest.append(json.dumps(line, sort_keys=True))
+                without += not pasted_lines
+                for c, px in stats:
+                    per_class[c][0] += 1
+                    per_class[c][1] += px
         options = {
             "copies_per_image": copies_per_image,
             "objects_per_image": list(objects_per_image),
@@ -759,7 +793,7 @@ def sigtor_dataset(
             tmp, class_table, new_ids, manifest, method="sigtor", seed=seed,
             source_images=len(pairs), skipped=skipped, without=without, options=options,
             pool_classes=sampler.classes, per_class_pastes={c: v[0] for c, v in per_class.items()},
-            per_class_pixels={c: v[1] for c, v in per_class.items()},
+            per_class_pixels={c: v[1] for c, v in per_class.items()}, output=output.to_dict(),
         )  # fmt: skip
     if without:
         log.warning(

@@ -24,25 +24,37 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from segaug.data.canonical import Sample, load_pair
+from segaug.data.canonical import Sample, load_pair, read_label
 from segaug.errors import SegaugError
 
 
 class SegDataset(Dataset):
-    """Map-style dataset of (image CxHxW float32, label HxW int64, index) tensors.
+    """Map-style dataset of (image HxWx3 uint8, label HxW uint8, index, (h, w)) items.
+
+    The image and label come out as the transform gives them: uint8, padded, with the (h, w)
+    of their content; :func:`segaug.train.transforms.to_model_input` makes the model's float
+    input on the device (and the label becomes int64 there).
 
     With a random transform (``transform.random``, the training transform) an index is a
     global stream position (any non-negative int); otherwise it is a sample index and the
     transform is applied without randomness (validation).
+
+    Label values are not checked on every read: the dataset conversion and every writer of a
+    pasted or generated set check them once (``check_labels=True`` checks every label here,
+    once, when the dataset is made).
     """
 
-    def __init__(self, samples: Sequence[Sample], num_classes: int, transform, seed: int = 0):
+    def __init__(self, samples: Sequence[Sample], num_classes: int, transform, seed: int = 0,
+                 check_labels: bool = False):  # fmt: skip
         if not samples:
             raise SegaugError("dataset: no samples (empty split list?)")
         self.samples = list(samples)
         self.num_classes = num_classes
         self.transform = transform
         self.seed = int(seed)
+        if check_labels:
+            for s in self.samples:
+                read_label(s.label, num_classes)
         self.stream = bool(getattr(transform, "random", False))
         self._perms: OrderedDict[int, np.ndarray] = OrderedDict()
 
@@ -71,9 +83,11 @@ class SegDataset(Dataset):
         else:
             sample = self.samples[g]
             rng = None
-        image, label = load_pair(sample, self.num_classes)
-        x, y = self.transform(image, label, rng)
-        return torch.from_numpy(x), torch.from_numpy(y), g
+        image, label = load_pair(sample)
+        x, y, hw = self.transform(image, label, rng)
+        if not y.flags.writeable:  # a view of PIL's read-only buffer (uncropped/unpadded)
+            y = y.copy()
+        return torch.from_numpy(x), torch.from_numpy(y), g, torch.tensor(hw)
 
 
 class StreamSampler(Sampler[int]):

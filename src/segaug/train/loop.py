@@ -57,12 +57,17 @@ TRAIN_DEFAULTS = {
     "optimizer": "sgd",
     "grad_clip": None,  # max L2 norm of all gradients (Lightning gradient_clip_val); None = off
     "backbone_lr_mult": 0.1,
+    # speed options, off by default (see segaug.train.module): NHWC memory layout and
+    # torch.compile of the forward; for GPUs (on a CPU they gain little, compile costs minutes)
+    "channels_last": False,
+    "compile": False,
 }
 # keys that change how fast a run goes but not what it computes
 NON_SEMANTIC_KEYS = ("num_workers", "threads")
 # keys added after runs were already checkpointed: left out of the resume fingerprint while at
-# their default, so a run checkpointed before they existed still resumes
-LATER_KEYS = ("optimizer", "grad_clip", "backbone_lr_mult")
+# their default, so a run checkpointed before they existed still resumes (channels_last and
+# compile change float rounding, so a run resumes only with the same setting)
+LATER_KEYS = ("optimizer", "grad_clip", "backbone_lr_mult", "channels_last", "compile")
 
 
 def resolve_train_cfg(train_cfg: dict | None) -> dict:
@@ -102,6 +107,9 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
                              or clip <= 0):  # fmt: skip
         raise SegaugError(f"train config: grad_clip must be a number > 0 or null, got {clip!r}")
+    for k in ("channels_last", "compile"):
+        if not isinstance(cfg[k], bool):
+            raise SegaugError(f"train config: {k} must be true or false, got {cfg[k]!r}")
     mult = cfg["backbone_lr_mult"]
     if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
         raise SegaugError(f"train config: backbone_lr_mult must be a number >= 0, got {mult!r}")
@@ -302,6 +310,7 @@ def train(
     module = SegModule(
         model_cfg, num_classes, class_table.names, module_loss, {**optim_cfg, "max_steps": steps},
         seed=int(seed), fingerprint=fingerprint,
+        perf={k: cfg[k] for k in ("channels_last", "compile")},
     )  # fmt: skip
 
     # Workers are forked (PyTorch's default; DataLoader gives each one torch thread). They must

@@ -18,7 +18,14 @@
   ``val_miou`` logged, and a history of ``{step, val_miou, val_pixel_acc, lr}`` kept in the
   checkpoint so the curve survives a resume;
 * dropout randomness: the global torch RNG is re-seeded from (seed, step) before every
-  training step, so a step's dropout masks do not depend on what ran before (resume-exact).
+  training step, so a step's dropout masks do not depend on what ran before (resume-exact);
+* inputs: batches arrive as uint8 images and labels (:class:`segaug.train.data.SegDataset`);
+  the float conversion and normalisation happen here, on the device
+  (:func:`segaug.train.transforms.to_model_input`);
+* speed options (``perf``): ``channels_last`` (NHWC memory for the model and its inputs: faster
+  convolutions on GPUs with tensor cores) and ``compile`` (``torch.compile`` of the model's
+  forward, in place, so the state dict keeps its keys). Both are off by default: on a CPU they
+  gain little and compile costs minutes of start-up.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from segaug.errors import SegaugError
 from segaug.metrics import ConfusionMeter, scores
 from segaug.train.losses import create_loss
 from segaug.train.models import create_model, has_own_loss, pad_multiple, predict_whole
+from segaug.train.transforms import to_model_input
 
 log = logging.getLogger("segaug.train")
 
@@ -97,6 +105,7 @@ class SegModule(L.LightningModule):
         optim_cfg: dict | None = None,
         seed: int = 0,
         fingerprint: dict | None = None,
+        perf: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -121,6 +130,12 @@ class SegModule(L.LightningModule):
         self.fingerprint = fingerprint
         self.model = create_model(self.model_cfg, self.num_classes)
         self.multiple = pad_multiple(self.model)
+        perf = dict(perf or {})
+        self.channels_last = bool(perf.get("channels_last", False))
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if perf.get("compile", False):
+            self.model.compile()  # in place: parameters and state-dict keys unchanged
         self.history: list[dict] = []
         self._meter = ConfusionMeter(self.num_classes)
         self._lr = float("nan")
@@ -145,8 +160,13 @@ class SegModule(L.LightningModule):
         torch.manual_seed(step_seed(self.seed, self.global_step))
         self._lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
 
+    def inputs(self, batch):
+        """(normalised float input, int64 label) of a uint8 batch, on the batch's device."""
+        image, label, _, hw = batch
+        return to_model_input(image, hw, self.channels_last), label.long()
+
     def training_step(self, batch, batch_idx):
-        x, y, _ = batch
+        x, y = self.inputs(batch)
         if self.criterion is None:
             loss = self.model.loss(x, y)
         else:
@@ -183,7 +203,7 @@ class SegModule(L.LightningModule):
         self._meter.reset()
 
     def validation_step(self, batch, batch_idx):
-        x, y, _ = batch
+        x, y = self.inputs(batch)
         logits = predict_whole(self.model, x, self.multiple, out_size=y.shape[-2:])
         pred = logits.argmax(1)
         self._meter.update(pred.cpu().numpy(), y.cpu().numpy())

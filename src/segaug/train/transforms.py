@@ -13,8 +13,13 @@ and tests with ``Resize(scale=(2048, 512), keep_ratio=True)`` (predictions resiz
 label's size). Every step below draws from the ``numpy.random.Generator`` it is given, in the
 same order MMSegmentation draws from its global RNG, so an augmentation is a pure function of
 (image, label, generator state). Images are RGB uint8 HxWx3, labels uint8 HxW (255 = ignore).
-As in MMSegmentation's data pre-processor, the image is padded *after* normalisation, with 0
-(i.e. with the mean colour), and the label with 255.
+
+The transforms hand out uint8 (as MMSegmentation's workers do): an RGB HxWx3 image padded to
+the crop size, the uint8 label padded with 255 and the (h, w) of the unpadded content.
+:func:`to_model_input` then converts on the device, inside the step: float, normalise, CHW and
+the padded area set to 0 (i.e. the mean colour), which is what MMSegmentation's data
+pre-processor does (pad *after* normalisation) and gives the same float32 values to the bit as
+normalising in the worker did. A quarter of the bytes cross the worker queue and the bus.
 """
 
 from __future__ import annotations
@@ -85,8 +90,10 @@ def random_crop(image, label, rng: np.random.Generator, crop_size=(512, 512),
     if cat_max_ratio < 1.0:
         for _ in range(10):
             y1, y2, x1, x2 = bbox
-            values, cnt = np.unique(label[y1:y2, x1:x2], return_counts=True)
-            cnt = cnt[values != ignore_index]
+            # the counts np.unique gave, without its sort: bincount over the crop window
+            cnt = np.bincount(label[y1:y2, x1:x2].ravel(), minlength=256)
+            cnt[ignore_index] = 0
+            cnt = cnt[cnt > 0]
             if len(cnt) > 1 and cnt.max() / cnt.sum() < cat_max_ratio:
                 break
             bbox = _crop_bbox(label.shape, crop_size, rng)
@@ -101,9 +108,18 @@ def random_flip(image, label, rng: np.random.Generator, prob=0.5):
     return image, label
 
 
+_LEVELS = np.arange(256, dtype=np.float32)
+
+
+def _convert_lut(alpha=1.0, beta=0.0) -> np.ndarray:
+    """``clip(float32(v) * alpha + beta, 0, 255)`` truncated to uint8 for every value ``v``:
+    the same float32 arithmetic as converting the whole image, done on 256 values."""
+    return np.clip(_LEVELS * alpha + beta, 0, 255).astype(np.uint8)
+
+
 def _convert(img, alpha=1.0, beta=0.0):
-    img = img.astype(np.float32) * alpha + beta
-    return np.clip(img, 0, 255).astype(np.uint8)
+    """mmseg's ``convert`` on a uint8 image, as a lookup table (same values, no float image)."""
+    return cv2.LUT(img, _convert_lut(alpha, beta))
 
 
 def photometric_distortion(image, rng: np.random.Generator, brightness_delta=32,
@@ -128,32 +144,68 @@ def photometric_distortion(image, rng: np.random.Generator, brightness_delta=32,
         img = contrast(img)
     if rng.integers(2):
         hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-        hsv[:, :, 1] = _convert(hsv[:, :, 1], alpha=rng.uniform(*saturation_range))
-        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        lut = np.arange(256, dtype=np.uint8).repeat(3).reshape(256, 1, 3)
+        lut[:, 0, 1] = _convert_lut(alpha=rng.uniform(*saturation_range))
+        img = cv2.cvtColor(cv2.LUT(hsv, lut), cv2.COLOR_HSV2RGB)
     if rng.integers(2):
         hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
         shift = int(rng.integers(-hue_delta, hue_delta))
-        hsv[:, :, 0] = ((hsv[:, :, 0].astype(np.int32) + shift) % 180).astype(np.uint8)
-        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        lut = np.arange(256, dtype=np.uint8).repeat(3).reshape(256, 1, 3)
+        lut[:, 0, 0] = ((np.arange(256, dtype=np.int32) + shift) % 180).astype(np.uint8)
+        img = cv2.cvtColor(cv2.LUT(hsv, lut), cv2.COLOR_HSV2RGB)
     if mode == 0:
         img = contrast(img)
     return img
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
-    """uint8 RGB HxWx3 -> float32 CxHxW, ImageNet mean/std."""
+    """uint8 RGB HxWx3 -> float32 CxHxW, ImageNet mean/std (the reference for
+    :func:`to_model_input`, which does the same on the device)."""
     x = (image.astype(np.float32) - MEAN) / STD
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def pad_to(image_chw: np.ndarray, label: np.ndarray, size, image_pad=0.0, label_pad=IGNORE_INDEX):
-    """Pad a CxHxW image and HxW label at the bottom/right to at least ``size`` = (h, w)."""
+def pad_to(image: np.ndarray, label: np.ndarray, size, label_pad=IGNORE_INDEX):
+    """Pad a uint8 HxWx3 image (with 0; :func:`to_model_input` sets the padded area to 0 after
+    normalisation) and an HxW label (with 255) at the bottom/right to at least ``size`` = (h, w).
+    Both come back C-contiguous (a copy only where they were not)."""
     h, w = label.shape
     ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
     if ph or pw:
-        image_chw = np.pad(image_chw, ((0, 0), (0, ph), (0, pw)), constant_values=image_pad)
-        label = np.pad(label, ((0, ph), (0, pw)), constant_values=label_pad)
-    return image_chw, label
+        out = np.zeros((h + ph, w + pw, 3), np.uint8)
+        out[:h, :w] = image
+        lab = np.full((h + ph, w + pw), label_pad, np.uint8)
+        lab[:h, :w] = label
+        return out, lab
+    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+def to_model_input(image, hw=None, channels_last: bool = False):
+    """The model's float input from a batch of uint8 images, on whatever device they are.
+
+    ``image``: N x H x W x 3 uint8 (RGB); ``hw``: N x 2 heights and widths of the unpadded
+    content (None: no padding). Returns N x 3 x H x W float32, normalised with the ImageNet
+    mean/std, 0 in the padded area -- to the bit what :func:`normalize` and the old
+    worker-side padding gave. Contiguous NCHW unless ``channels_last`` (then the NHWC layout
+    the uint8 batch already has is kept: no transpose copy at all).
+    """
+    import torch
+
+    if channels_last:  # NHWC in memory: the channel arithmetic broadcasts over the last axis
+        x, shape = image.float(), (1, 1, 1, 3)
+    else:  # transpose the uint8 (a quarter of the bytes), then convert
+        x, shape = image.permute(0, 3, 1, 2).contiguous().float(), (1, 3, 1, 1)
+    mean = torch.as_tensor(MEAN, device=x.device).view(shape)
+    std = torch.as_tensor(STD, device=x.device).view(shape)
+    x.sub_(mean).div_(std)
+    if hw is not None:
+        h, w = image.shape[1:3]
+        hw = hw.to(x.device)
+        rows = torch.arange(h, device=x.device).view(1, h, 1) >= hw[:, 0].view(-1, 1, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w) >= hw[:, 1].view(-1, 1, 1)
+        pad = rows | cols  # N x H x W
+        x.masked_fill_(pad.unsqueeze(-1) if channels_last else pad.unsqueeze(1), 0.0)
+    return x.permute(0, 3, 1, 2) if channels_last else x
 
 
 def _pair(v, name) -> tuple:
@@ -168,7 +220,8 @@ def _pair(v, name) -> tuple:
 
 @dataclass(frozen=True)
 class TrainTransform:
-    """The VOC train pipeline: resize, crop, flip, photometric distortion, normalise, pad.
+    """The VOC train pipeline: resize, crop, flip, photometric distortion, pad (uint8; the
+    normalisation is :func:`to_model_input`'s, on the device).
 
     ``crop_size`` is (h, w); ``base_size`` is MMSegmentation's ``scale`` (long, short) side
     bound, e.g. (2048, 512) for VOC or (160, 120) for the small demo images.
@@ -200,18 +253,21 @@ class TrainTransform:
             raise SegaugError(f"ratio_range {self.ratio_range} must satisfy 0 < low <= high")
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
+        """(uint8 HxWx3 image, uint8 HxW label, (h, w) of the content before padding)."""
         image, label = random_resize(image, label, rng, self.base_size, self.ratio_range)
         image, label = random_crop(image, label, rng, self.crop_size, self.cat_max_ratio)
         image, label = random_flip(image, label, rng, self.flip_prob)
         if self.photometric:
             image = photometric_distortion(image, rng)
-        x, label = pad_to(normalize(image), np.ascontiguousarray(label), self.crop_size)
-        return x, label.astype(np.int64)
+        hw = label.shape
+        image, label = pad_to(image, label, self.crop_size)
+        return image, label, hw
 
 
 @dataclass(frozen=True)
 class ValTransform:
-    """Whole-image evaluation: normalise, optionally resize keep-ratio to ``test_scale``.
+    """Whole-image evaluation: optionally resize keep-ratio to ``test_scale`` (uint8; the
+    normalisation is :func:`to_model_input`'s).
 
     The label keeps its original size; the model's logits are resized back to it.
     """
@@ -226,6 +282,7 @@ class ValTransform:
             )
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng=None):
+        """(uint8 HxWx3 image, uint8 label at its own size, (h, w) of the image)."""
         if self.test_scale is not None:
             image, _ = resize_keep_ratio(image, None, self.test_scale)
-        return normalize(image), label.astype(np.int64)
+        return np.ascontiguousarray(image), np.ascontiguousarray(label), image.shape[:2]
