@@ -13,6 +13,17 @@ its output stride (dilated last stages), e.g. an MMSegmentation-like dilated PSP
 
     {"arch": "PSPNet", "encoder": "resnet50", "encoder_depth": 5, "encoder_output_stride": 8}
 
+The paper's MMSegmentation models (R50-D8) are closed in on with two keys:
+
+* ``encoder: tu-resnet50c`` -- ResNet-50-V1c (deep stem: three 3x3 convolutions) through smp's
+  timm encoders; with ``encoder_output_stride: 8`` its last two stages are dilated (2, 4) as
+  in R50-D8. Its parameters equal mmseg's ``ResNetV1c(depth=50)`` to the parameter.
+* ``aux_head`` -- MMSegmentation's auxiliary ``FCNHead`` on stage-3 features (1024 channels at
+  stride 8): 3x3 conv to ``channels`` (256) + BN + ReLU, dropout 0.1, 1x1 conv to the classes;
+  its loss (the model's pixel-wise loss on the upsampled logits) is added with ``weight`` 0.4.
+  Training only: in eval mode the model returns the main logits alone. ``aux_head: true``
+  means ``{"channels": 256, "weight": 0.4, "dropout": 0.1}``; any of them can be given.
+
 ``arch: Mask2Former`` is not an smp model: it builds
 :class:`segaug.train.mask2former.Mask2FormerSeg` (transformers' Mask2Former, ResNet backbone),
 whose config keys are listed in that module. It computes its own loss (:func:`has_own_loss`) and
@@ -28,7 +39,87 @@ import torch
 from segaug.device import resolve_device  # noqa: F401  (re-exported)
 from segaug.errors import SegaugError
 
-MODEL_KEYS = ("arch", "encoder", "encoder_weights")
+MODEL_KEYS = ("arch", "encoder", "encoder_weights", "aux_head")
+AUX_DEFAULTS = {"channels": 256, "weight": 0.4, "dropout": 0.1}
+
+
+def aux_head_cfg(value) -> dict | None:
+    """The resolved ``aux_head`` of a model config (None: no auxiliary head)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return dict(AUX_DEFAULTS)
+    if not isinstance(value, dict) or set(value) - set(AUX_DEFAULTS):
+        raise SegaugError(
+            f"model config: aux_head must be true, false or a mapping with keys "
+            f"{sorted(AUX_DEFAULTS)}, got {value!r}"
+        )
+    cfg = {**AUX_DEFAULTS, **value}
+    if not (isinstance(cfg["channels"], int) and cfg["channels"] > 0 and cfg["weight"] >= 0
+            and 0 <= cfg["dropout"] < 1):  # fmt: skip
+        raise SegaugError(
+            f"model config: aux_head needs channels > 0, weight >= 0, 0 <= dropout < 1, got {cfg}"
+        )
+    return cfg
+
+
+class FCNAuxHead(torch.nn.Module):
+    """mmseg ``FCNHead(num_convs=1, concat_input=False, kernel_size=3)`` as an auxiliary head."""
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float):
+        super().__init__()
+        nn = torch.nn
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.conv_seg = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x):
+        return self.conv_seg(self.dropout(self.convs(x)))
+
+
+class WithAuxHead(torch.nn.Module):
+    """An smp model plus an auxiliary FCN head on its encoder's stage-3 features.
+
+    ``forward`` returns the main logits in eval mode and ``(logits, aux_logits)`` in training
+    mode (aux logits at the feature resolution; :meth:`aux_loss_weight` weighs their loss).
+    """
+
+    def __init__(self, model: torch.nn.Module, num_classes: int, aux: dict):
+        super().__init__()
+        self.model = model
+        in_channels = model.encoder.out_channels[-2]  # stage 3 (C4): 1024 for ResNet-50
+        self.aux_head = FCNAuxHead(in_channels, int(aux["channels"]), num_classes,
+                                   float(aux["dropout"]))  # fmt: skip
+        self.aux_weight = float(aux["weight"])
+
+    @property
+    def encoder(self):
+        return self.model.encoder
+
+    @property
+    def requires_divisible_input_shape(self):
+        return getattr(self.model, "requires_divisible_input_shape", True)
+
+    def forward(self, x):
+        m = self.model
+        features = m.encoder(x)
+        logits = m.segmentation_head(m.decoder(features))
+        if not self.training:
+            return logits
+        return logits, self.aux_head(features[-2])
+
+
+def aux_loss(criterion, out, target: torch.Tensor, weight: float) -> torch.Tensor:
+    """Main loss + ``weight`` x the loss of the aux logits upsampled (bilinear) to the label."""
+    logits, aux = out
+    aux = torch.nn.functional.interpolate(
+        aux, size=target.shape[-2:], mode="bilinear", align_corners=False
+    )
+    return criterion(logits, target) + weight * criterion(aux, target)
 
 
 def _arch_name(cfg) -> str:
@@ -76,6 +167,7 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
     cfg = dict(cfg)
+    aux = aux_head_cfg(cfg.pop("aux_head", None))
     arch = str(cfg.pop("arch"))
     encoder = str(cfg.pop("encoder", "resnet50"))
     weights = cfg.pop("encoder_weights", None)
@@ -92,9 +184,10 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
             f"known: {sorted(set(MODEL_KEYS) | allowed | {'encoder_output_stride'})}"
         )
     try:
-        return smp.create_model(
+        model = smp.create_model(
             cls.__name__, encoder_name=encoder, encoder_weights=weights, classes=num_classes, **cfg
         )
+        return WithAuxHead(model, num_classes, aux) if aux else model
     except KeyError as e:  # smp: wrong encoder name or weights name
         raise SegaugError(f"model config: {e.args[0] if e.args else e}") from None
     except Exception as e:
