@@ -28,6 +28,11 @@ from segaug.data.canonical import Sample, load_pair
 from segaug.errors import SegaugError
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The torch seed of training step ``step`` of run ``seed`` (dropout; both backends)."""
+    return int(np.random.default_rng([int(seed), 2, int(step)]).integers(2**62))
+
+
 class SegDataset(Dataset):
     """Map-style dataset of (image CxHxW float32, label HxW int64, index) tensors.
 

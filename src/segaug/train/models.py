@@ -24,6 +24,9 @@ The paper's MMSegmentation models (R50-D8) are closed in on with two keys:
   Training only: in eval mode the model returns the main logits alone. ``aux_head: true``
   means ``{"channels": 256, "weight": 0.4, "dropout": 0.1}``; any of them can be given.
 
+``backend: mmseg`` builds the model of an MMSegmentation config instead
+(:mod:`segaug.train.mmseg_backend`; needs the mmseg env).
+
 ``arch: Mask2Former`` is not an smp model: it builds
 :class:`segaug.train.mask2former.Mask2FormerSeg` (transformers' Mask2Former, ResNet backbone),
 whose config keys are listed in that module. It computes its own loss (:func:`has_own_loss`) and
@@ -129,7 +132,7 @@ def _arch_name(cfg) -> str:
 def has_own_loss(cfg: dict) -> bool:
     """Whether the model of ``cfg`` trains with its own ``loss(x, target)`` (Mask2Former's
     matching losses) instead of a pixel-wise loss from :mod:`segaug.train.losses`."""
-    return _arch_name(cfg) == "mask2former"
+    return _arch_name(cfg) == "mask2former" and cfg.get("backend", "smp") == "smp"
 
 
 def _arch_class(arch: str):
@@ -160,6 +163,10 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
     """
     if not isinstance(cfg, dict) or "arch" not in cfg:
         raise SegaugError(f"model config must be a mapping with an 'arch' key, got {cfg!r}")
+    from segaug.train import mmseg_backend
+
+    if mmseg_backend.is_mmseg(cfg):
+        return mmseg_backend.create_model(cfg, num_classes)
     if _arch_name(cfg) == "mask2former":
         from segaug.train import mask2former
 

@@ -35,6 +35,7 @@ import torch
 
 from segaug.errors import SegaugError
 from segaug.metrics import ConfusionMeter, scores
+from segaug.train.data import step_seed
 from segaug.train.losses import create_loss
 from segaug.train.models import aux_loss, create_model, has_own_loss, pad_multiple, predict_whole
 
@@ -69,11 +70,6 @@ class PolyFactor:
 
     def __call__(self, step: int) -> float:
         return poly_lr(step, self.max_steps, self.base_lr, self.min_lr, self.power) / self.base_lr
-
-
-def step_seed(seed: int, step: int) -> int:
-    """The torch seed of training step ``step`` of run ``seed``."""
-    return int(np.random.default_rng([int(seed), 2, int(step)]).integers(2**62))
 
 
 def _check_own_loss(model_cfg: dict, name: str, weights, options: dict) -> None:
