@@ -474,6 +474,17 @@ def train_json(model):
     return {**config["train"], **config["models"][model].get("train", {})}
 
 
+def backend(model):
+    return config["models"][model].get("backend", "smp")
+
+
+def train_env(wildcards):
+    """The conda env of a model's train/evaluate/prefetch jobs: by its backend."""
+    if backend(wildcards.model) == "mmseg":
+        return "../envs/mmseg.yaml"
+    return "../envs/train.yaml"
+
+
 def weights_marker(model):
     return f"{HF_HOME}/.segaug/{model}.ready"
 

@@ -1,0 +1,206 @@
+"""``backend: mmseg`` (MMSegmentation through mmengine's Runner) against the smp backend.
+
+The mmseg side runs in the mmseg env: ``.venv-mmseg`` (``make mmseg-env``, envs/mmseg.yaml's
+CPU install: mmcv-lite + segaug's stand-in for compiled ops) or the interpreter named by
+``SEGAUG_MMSEG_PYTHON``. Without it these tests skip, saying so; ``.ci/run`` builds it and sets
+``SEGAUG_MMSEG_TESTS=1``, which turns the skip into a failure. The glue scripts are run in that
+env as the rules run them (it has no Lightning, smp or transformers: the mmseg path must not
+import them). Random init everywhere (backbone_weights: null): nothing is downloaded.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from segaug.errors import SegaugError
+from test_train import MMSEG_R50_D8, RUN, TRAIN_CFG, _script, shapes  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+MMSEG_PY = Path(os.environ.get("SEGAUG_MMSEG_PYTHON") or ROOT / ".venv-mmseg" / "bin" / "python")
+MODELS = {
+    "deeplabv3plus_r50": {"arch": "DeepLabV3Plus", "backend": "mmseg", "backbone_weights": None},
+    "pspnet_r50": {"arch": "PSPNet", "backend": "mmseg", "backbone_weights": None},
+    "mask2former_r50": {"arch": "Mask2Former", "backend": "mmseg", "backbone_weights": None},
+}
+# mmseg 1.2.2 mask2former_r50_8xb2-160k_ade20k-512x512 with 21 classes (R50 backbone + head)
+MMSEG_M2F_R50 = {"backbone": 23508032, "decode_head": 20500182}
+CFG = {**TRAIN_CFG, "steps": 8, "val_interval": 4, "batch_size": 2}
+
+
+@pytest.fixture(scope="module")
+def mmseg_py():
+    if not MMSEG_PY.exists():
+        msg = f"the mmseg env is absent ({MMSEG_PY}); `make mmseg-env` builds it (.ci/run does)"
+        if os.environ.get("SEGAUG_MMSEG_TESTS") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return str(MMSEG_PY)
+
+
+def run_in_env(py, args, timeout=900):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1",
+           "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    p = subprocess.run([py, *args], capture_output=True, text=True, timeout=timeout, env=env,
+                       cwd=ROOT)  # fmt: skip
+    assert p.returncode == 0, f"{args[:2]} failed ({p.returncode}):\n{p.stderr[-6000:]}"
+    return p
+
+
+def run_code(py, code, timeout=900):
+    return run_in_env(py, ["-c", textwrap.dedent(code)], timeout)
+
+
+# ------------------------------------------------------------ without mmseg (main env)
+
+
+def test_library_imports_and_checks_without_mmseg():
+    from segaug.train import mmseg_backend as mb
+
+    assert "mmseg" not in sys.modules
+    assert mb.backend({"arch": "PSPNet"}) == "smp" and mb.is_mmseg(MODELS["pspnet_r50"])
+    assert mb.config_path(MODELS["pspnet_r50"]) == mb.MMSEG_CONFIGS["pspnet_r50-d8"]
+    with pytest.raises(SegaugError, match="backend must be one of smp, mmseg"):
+        mb.backend({"arch": "PSPNet", "backend": "mmsegmentation"})
+    with pytest.raises(SegaugError, match=r"unknown key\(s\) \['encoder'\]"):
+        mb.config_path({**MODELS["pspnet_r50"], "encoder": "resnet50"})
+    with pytest.raises(SegaugError, match="no default config"):
+        mb.config_path({"arch": "Unet", "backend": "mmseg"})
+    with pytest.raises(SegaugError, match="is not one of"):
+        mb.config_path({**MODELS["pspnet_r50"], "config": "pspnet_r101"})
+    with pytest.raises(SegaugError, match="the config's own losses"):
+        mb._class_weights({"name": "focal", "gamma": 2.0}, "pspnet")
+    assert mb._class_weights({"name": "ce", "class_weights": [1, 2]}, "pspnet") == [1, 2]
+    assert "mmseg" not in sys.modules
+
+
+# ------------------------------------------------------------ in the mmseg env
+
+
+def test_configs_need_no_compiled_op_and_match_mmseg_counts(mmseg_py):
+    """The three paper configs train a step and predict on CPU with mmcv-lite: the stand-in
+    records no compiled op called; a compiled op that is called fails naming itself."""
+    p = run_code(mmseg_py, f"""
+        import json, torch
+        from segaug.train import mmcv_standin, mmseg_backend as mb
+        out = {{"standin": None, "models": {{}}}}
+        mb.import_mmseg()
+        out["standin"] = not mmcv_standin.compiled_ops_available()
+        for name, cfg in {MODELS!r}.items():
+            m = mb.mmseg_config(cfg, 21, None, (64, 64)).model.to_dict()
+            model = mb.build_segmentor(m, init_weights=True)
+            x, y = torch.randn(3, 64, 64), torch.randint(0, 21, (64, 64))
+            data = model.data_preprocessor(mb.collate([(x, y, 0), (x, y, 1)]), True)
+            loss = sum(v for k, v in model(**data, mode="loss").items() if "loss" in k)
+            loss.backward()
+            logits = mb.MMSegLogits(model.eval(), 8)(torch.randn(1, 3, 64, 64))
+            parts = {{k: sum(p.numel() for p in getattr(model, k).parameters())
+                     for k in ("backbone", "decode_head", "auxiliary_head")
+                     if getattr(model, k, None) is not None}}
+            out["models"][name] = {{"params": parts, "logits": list(logits.shape)}}
+        out["called"] = sorted(mmcv_standin.CALLED)
+        try:
+            from mmcv.ops import nms
+            nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
+            out["nms"] = "ran"
+        except mmcv_standin.MissingCompiledOp as e:
+            out["nms"] = str(e)
+        print("RESULT" + json.dumps(out))
+    """)
+    out = json.loads(p.stdout.split("RESULT", 1)[1])
+    print(json.dumps(out["models"], indent=1))
+    if out["standin"]:  # mmcv-lite: nothing needed a compiled op, and a called one fails loudly
+        assert out["called"] == [], out["called"]
+        assert "'nms' is not available" in out["nms"]
+    for name, m in out["models"].items():
+        assert m["logits"] == [1, 21, 64, 64]
+        assert m["params"] == MMSEG_R50_D8.get(name, MMSEG_M2F_R50), name
+
+
+def _train_args(shapes, out, model, py_script="train"):  # noqa: F811
+    return [
+        str(ROOT / "scripts" / f"{py_script}.py"), "--dataset-root", str(shapes),
+        "--train-list", str(shapes / "train.txt"), "--val-list", str(shapes / "val.txt"),
+        "--model-json", json.dumps(model), "--train-json", json.dumps(CFG),
+        "--loss-json", '{"name": "ce"}', "--seed", "0", "--run-json", json.dumps(RUN),
+        "--out-model", str(out / "model.pt"), "--out-curve", str(out / "curve.csv"),
+        "--state-dir", str(out / "state"), "--device", "cpu",
+    ]  # fmt: skip
+
+
+def _eval_args(shapes, model_dir, out):  # noqa: F811
+    return [
+        "--dataset-root", str(shapes), "--val-list", str(shapes / "val.txt"),
+        "--model", str(model_dir / "model.pt"), "--out-metrics", str(out / "metrics.json"),
+        "--out-confusion", str(out / "confusion.csv"), "--device", "cpu",
+    ]  # fmt: skip
+
+
+def _curve(path):
+    return list(csv.DictReader(Path(path).open()))
+
+
+def test_mmseg_trains_resumes_exactly_and_scores_like_smp(mmseg_py, shapes, tmp_path):  # noqa: F811
+    """DeepLabV3+ R50-D8 through scripts/train.py + evaluate.py in the mmseg env; a run killed
+    after its first checkpoint resumes to the same weights and curve; side by side with the
+    smp backend's paper model (V1c + aux head) on the same data, crops, schedule and seed."""
+    model = MODELS["deeplabv3plus_r50"]
+    a, b, smp_dir = tmp_path / "a", tmp_path / "b", tmp_path / "smp"
+    run_in_env(mmseg_py, _train_args(shapes, a, model))
+    run_code(mmseg_py, f"""
+        from pathlib import Path
+        from segaug.data.canonical import ClassTable, read_split, samples
+        from segaug.train import mmseg_backend
+        root, out = Path({str(shapes)!r}), Path({str(b)!r})
+        tr = samples(root, read_split(root / "train.txt"))
+        va = samples(root, read_split(root / "val.txt"))
+        try:
+            mmseg_backend.train(tr, va, ClassTable.load(root / "classes.json"), {model!r},
+                                {CFG!r}, {{"name": "ce"}}, 0, out / "model.pt", out / "curve.csv",
+                                out / "state", device="cpu", stop_at=6)
+        except RuntimeError as e:
+            assert "killed" in str(e)
+        else:
+            raise SystemExit("not killed")
+    """)
+    assert not (b / "model.pt").exists() and (b / "state" / "iter_4.pth").exists()
+    p = run_in_env(mmseg_py, _train_args(shapes, b, model))
+    assert "Loads checkpoint" in p.stdout + p.stderr  # resumed, not restarted
+    assert not (a / "state").exists() and not (b / "state").exists()
+    run_code(mmseg_py, f"""
+        import torch
+        a = torch.load({str(a / "model.pt")!r}, weights_only=True)
+        b = torch.load({str(b / "model.pt")!r}, weights_only=True)
+        assert a["backend"] == "mmseg" and a["state_dict"].keys() == b["state_dict"].keys()
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+        assert a["history"] == b["history"]
+    """)
+    assert (a / "curve.csv").read_text() == (b / "curve.csv").read_text()
+    run_in_env(mmseg_py, [str(ROOT / "scripts" / "evaluate.py"), *_eval_args(shapes, a, a)])
+
+    # the smp backend's paper model on the same config (here, in the main env)
+    import yaml
+
+    smp_model = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["models"]
+    smp_model = {**smp_model["deeplabv3plus_r50"], "encoder_weights": None}
+    args = _train_args(shapes, smp_dir, smp_model)[1:]
+    _script("train").main(args)
+    _script("evaluate").main(_eval_args(shapes, smp_dir, smp_dir))
+
+    mm, sm = (json.loads((d / "metrics.json").read_text()) for d in (a, smp_dir))
+    assert mm.keys() == sm.keys()
+    assert list(mm["iou"]) == list(sm["iou"]) == ["bg", "fg"]  # same class order
+    assert mm["run"] == sm["run"] == RUN
+    ca, cs = _curve(a / "curve.csv"), _curve(smp_dir / "curve.csv")
+    print("mmseg curve", ca, "\nsmp curve", cs)
+    assert [r["step"] for r in ca] == [r["step"] for r in cs] == ["4", "8"]
+    assert ca[0].keys() == cs[0].keys()
+    assert float(ca[0]["lr"]) > float(ca[-1]["lr"]) and float(cs[0]["lr"]) > float(cs[-1]["lr"])
+    # both score the model with the same code: the file's last curve point is metrics' mIoU
+    assert mm["miou"] == pytest.approx(float(ca[-1]["val_miou"]), abs=1e-6)
+    assert sm["miou"] == pytest.approx(float(cs[-1]["val_miou"]), abs=1e-6)
