@@ -478,6 +478,16 @@ def backend(model):
     return config["models"][model].get("backend", "smp")
 
 
+def used_models():
+    """Models some table or figure trains (mmseg-backend weights are prefetched only for these:
+    their prefetch job needs envs/mmseg.yaml)."""
+    used = set(config["table1"]["models"])
+    for section in ("ablations", "figures", "thesis"):
+        if isinstance(config.get(section), dict) and config[section].get("model"):
+            used.add(config[section]["model"])
+    return used
+
+
 def train_env(wildcards):
     """The conda env of a model's train/evaluate/prefetch jobs: by its backend."""
     if backend(wildcards.model) == "mmseg":
@@ -503,7 +513,7 @@ def prefetch_targets():
     out += [
         weights_marker(m)
         for m, c in config["models"].items()
-        if pretrained(m)
+        if pretrained(m) and (backend(m) == "smp" or m in used_models())
     ]
     refs = []
     if GEN:

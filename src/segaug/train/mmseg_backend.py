@@ -27,8 +27,9 @@ every ``val_interval`` steps, scored by our own whole-image inference and confus
 identically). Checkpoints are mmengine's (``state_dir/iter_K.pth``, every ``val_interval``),
 with the curve and the run's fingerprint inside; a rerun resumes from the last one exactly
 (the data stream restarts at the restored iteration; dropout is re-seeded from (seed, step)).
-SyncBN layers of the configs run as BN on one device (mmengine reverts them when not
-distributed) and as SyncBN under a distributed launcher.
+Training runs on one device: the configs' SyncBN layers run as BN (mmengine reverts them when
+not distributed). Several GPUs (SyncBN under a distributed launcher) are not wired: the data
+stream would have to be sharded across ranks.
 
 mmseg is imported lazily (only this backend needs it; ``envs/mmseg.yaml``); with mmcv-lite the
 stand-in of :mod:`segaug.train.mmcv_standin` replaces the compiled ops, which none of these
@@ -473,7 +474,7 @@ def train(
         resume=bool(resume),
         default_scope="mmseg",
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl")),
-        launcher=os.environ.get("SEGAUG_MMSEG_LAUNCHER", "none"),
+        launcher="none",  # one device (the stream is not sharded across ranks)
     )
     runner_ref["runner"] = runner
     t0 = time.perf_counter()
