@@ -74,8 +74,14 @@ def test_library_imports_and_checks_without_mmseg():
     with pytest.raises(SegaugError, match="is not one of"):
         mb.config_path({**MODELS["pspnet_r50"], "config": "pspnet_r101"})
     with pytest.raises(SegaugError, match="the config's own losses"):
-        mb._class_weights({"name": "focal", "gamma": 2.0}, "pspnet")
-    assert mb._class_weights({"name": "ce", "class_weights": [1, 2]}, "pspnet") == [1, 2]
+        mb._ce_options({"name": "focal", "gamma": 2.0}, "pspnet")
+    with pytest.raises(SegaugError, match="the config's own losses"):
+        mb._ce_options({"name": "ce", "class_weights": [1, 2]}, "mask2former")
+    assert mb._ce_options({"name": "ce", "class_weights": [1, 2]}, "pspnet") == {
+        "avg_non_ignore": True, "class_weight": [1.0, 2.0]}  # fmt: skip
+    assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "pspnet") == {
+        "avg_non_ignore": False}  # fmt: skip
+    assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "mask2former") == {}
     assert "mmseg" not in sys.modules
 
 

@@ -18,7 +18,8 @@ schedule (``steps``, ``lr``, poly power, ``min_lr``), optimizer (SGD, or AdamW w
 config's parameter-wise rules for Mask2Former and ``backbone_lr_mult``), gradient clipping and
 seed as the smp backend (:func:`segaug.train.loop.train`). The losses are the config's own
 (cross-entropy, and the auxiliary FCN head's at 0.4; Mask2Former's matching losses); loss
-``ce`` may carry ``class_weights`` (set on every cross-entropy head), other losses are an error.
+``ce`` may carry ``class_weights`` and ``avg_non_ignore`` (set on every cross-entropy head),
+other losses are an error.
 
 Artifacts are those of the smp backend: the model file (``format`` segaug-model/1 with
 ``backend: mmseg``, the built model config ``mmseg_model`` and the state dict), ``curve.csv``
@@ -129,18 +130,27 @@ def import_mmseg():
     return mmseg
 
 
-def _class_weights(loss_cfg: dict | None, arch: str):
+def _ce_options(loss_cfg: dict | None, arch: str) -> dict:
+    """The loss config as options of mmseg's ``CrossEntropyLoss`` heads: ``class_weight`` and
+    ``avg_non_ignore`` (segaug's default True, as on the smp backend; the paper's ``ce`` sets
+    false, mmseg's default). Mask2Former keeps its own losses (options unused, as on smp)."""
     loss_cfg = dict(loss_cfg or {"name": "ce"})
     name = loss_cfg.pop("name", "ce")
     weights = loss_cfg.pop("class_weights", None)
     loss_cfg.pop("class_weights_mode", None)
+    avg = loss_cfg.pop("avg_non_ignore", True)
     if name != "ce" or loss_cfg or (weights is not None and arch == "mask2former"):
         raise SegaugError(
             f"loss config: backend: mmseg trains with the config's own losses; use the loss "
-            f"'ce' (class_weights allowed except for Mask2Former), got {name!r}"
+            f"'ce' (options: avg_non_ignore, class_weights except for Mask2Former), got {name!r}"
             + (f" with options {sorted(loss_cfg)}" if loss_cfg else "")
         )
-    return weights
+    if arch == "mask2former":
+        return {}
+    out = {"avg_non_ignore": bool(avg)}
+    if weights is not None:
+        out["class_weight"] = [float(w) for w in weights]
+    return out
 
 
 def mmseg_config(model_cfg: dict, num_classes: int, loss_cfg: dict | None = None,
@@ -171,12 +181,12 @@ def mmseg_config(model_cfg: dict, num_classes: int, loss_cfg: dict | None = None
             m.pretrained = None
         m.backbone.init_cfg = None
     arch = str(model_cfg.get("arch", "")).lower()
-    weights = _class_weights(loss_cfg, arch)
+    ce = _ce_options(loss_cfg, arch)
     heads = [m.decode_head] + ([m.auxiliary_head] if m.get("auxiliary_head") else [])
     for h in heads:
         h.num_classes = int(num_classes)
-        if weights is not None and h.get("loss_decode", {}).get("type") == "CrossEntropyLoss":
-            h.loss_decode.class_weight = [float(w) for w in weights]
+        if h.get("loss_decode", {}).get("type") == "CrossEntropyLoss":
+            h.loss_decode.update(ce)
     if m.decode_head.get("loss_cls") is not None:  # Mask2Former: no-object class last
         m.decode_head.loss_cls.class_weight = [1.0] * int(num_classes) + [0.1]
     m.test_cfg = dict(mode="whole")
