@@ -339,8 +339,9 @@ def _runner_parts():
                 return
             seg = getattr(runner.model, "module", runner.model)
             model = MMSegLogits(seg, self.output_stride)
+            device = next(seg.parameters()).device  # where mmengine put it
             sc = validate(model, self.val_loader, self.num_classes, self.class_names,
-                          self.output_stride, self.device)  # fmt: skip
+                          self.output_stride, device)  # fmt: skip
             entry = {"step": k, "val_miou": float(sc["miou"]),
                      "val_pixel_acc": float(sc["pixel_acc"]), "lr": self.lr}  # fmt: skip
             self.history.append(entry)
@@ -422,6 +423,11 @@ def train(
     if not val_samples:
         raise SegaugError("validation set is empty")
     device = resolve_device(device)
+    if device == "cpu" and torch.cuda.is_available():
+        raise SegaugError(
+            "backend: mmseg: mmengine trains on the GPU whenever one is visible; to train on "
+            "CPU hide it (CUDA_VISIBLE_DEVICES=) or use --device auto"
+        )
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     num_classes = class_table.num_classes
