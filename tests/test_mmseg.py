@@ -82,6 +82,13 @@ def test_library_imports_and_checks_without_mmseg():
     assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "pspnet") == {
         "avg_non_ignore": False}  # fmt: skip
     assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "mask2former") == {}
+    # Table 1 / 2 show the paper's values beside either backend's models
+    from segaug.report.table2 import has_paper_values
+    from segaug.report.tables import paper_miou
+
+    assert paper_miou("pspnet_r50_mmseg", "voc7", "origin") == paper_miou("pspnet_r50", "voc7",
+                                                                            "origin") == 47.04
+    assert has_paper_values("deeplabv3plus_r50_mmseg", "voc7")
     assert "mmseg" not in sys.modules
 
 
