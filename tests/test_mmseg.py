@@ -71,6 +71,10 @@ def test_library_imports_and_checks_without_mmseg():
         mb.config_path({**MODELS["pspnet_r50"], "encoder": "resnet50"})
     with pytest.raises(SegaugError, match="no default config"):
         mb.config_path({"arch": "Unet", "backend": "mmseg"})
+    with pytest.raises(SegaugError, match="'deeplabv3plus_r50-d8' is not a PSPNet"):
+        mb.config_path({**MODELS["pspnet_r50"], "config": "deeplabv3plus_r50-d8"})
+    with pytest.raises(SegaugError, match="backbone_weights must be imagenet"):
+        mb.config_path({**MODELS["pspnet_r50"], "backbone_weights": "coco"})
     with pytest.raises(SegaugError, match="is not one of"):
         mb.config_path({**MODELS["pspnet_r50"], "config": "pspnet_r101"})
     with pytest.raises(SegaugError, match="the config's own losses"):

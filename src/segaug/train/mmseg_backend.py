@@ -100,7 +100,18 @@ def config_path(model_cfg: dict) -> str:
             f"config; give `config:` (one of {', '.join(MMSEG_CONFIGS)}, an mmseg::... path "
             "or a config file)"
         )
+    weights = model_cfg.get("backbone_weights", "imagenet")
+    if weights not in ("imagenet", None):
+        raise SegaugError(
+            f"model config (backend: mmseg): backbone_weights must be imagenet (the config's "
+            f"own pretrained backbone) or null (random init), got {weights!r}"
+        )
     if name in MMSEG_CONFIGS:
+        if arch in DEFAULT_CONFIG and DEFAULT_CONFIG[arch] != name:
+            raise SegaugError(
+                f"model config (backend: mmseg): config {name!r} is not a "
+                f"{model_cfg.get('arch')} (that is {DEFAULT_CONFIG[arch]!r})"
+            )
         return MMSEG_CONFIGS[name]
     if name.startswith("mmseg::") or Path(name).is_file():
         return name
