@@ -164,7 +164,8 @@ def _curve(path):
 
 def test_mmseg_trains_resumes_exactly_and_scores_like_smp(mmseg_py, shapes, tmp_path):  # noqa: F811
     """DeepLabV3+ R50-D8 through scripts/train.py + evaluate.py in the mmseg env; a run killed
-    after its first checkpoint resumes to the same weights and curve; side by side with the
+    after its first checkpoint (with data-loading workers) resumes to the same weights and
+    curve; side by side with the
     smp backend's paper model (V1c + aux head) on the same data, crops, schedule and seed."""
     model = MODELS["deeplabv3plus_r50"]
     a, b, smp_dir = tmp_path / "a", tmp_path / "b", tmp_path / "smp"
@@ -178,7 +179,8 @@ def test_mmseg_trains_resumes_exactly_and_scores_like_smp(mmseg_py, shapes, tmp_
         va = samples(root, read_split(root / "val.txt"))
         try:
             mmseg_backend.train(tr, va, ClassTable.load(root / "classes.json"), {model!r},
-                                {CFG!r}, {{"name": "ce"}}, 0, out / "model.pt", out / "curve.csv",
+                                {{**{CFG!r}, "num_workers": 2}}, {{"name": "ce"}}, 0,
+                                out / "model.pt", out / "curve.csv",
                                 out / "state", device="cpu", stop_at=6)
         except RuntimeError as e:
             assert "killed" in str(e)

@@ -300,7 +300,14 @@ def _runner_parts():
     class SegaugIterLoop(IterBasedTrainLoop):
         """mmengine's iteration loop without its fast-forward on resume (it would load every
         batch already trained): segaug's stream sampler starts at the restored iteration, so
-        the data iterator is (re)built once the checkpoint is loaded."""
+        the data iterator is (re)built once the checkpoint is loaded. ``stream["loop"]`` is set
+        to the loop before mmengine builds its first data iterator (data-loading workers call
+        the sampler's step source then, while the Runner is still building this loop)."""
+
+        def __init__(self, *args, stream: dict, **kwargs):
+            stream["loop"] = self
+            self._iter = 0
+            super().__init__(*args, **kwargs)
 
         def run(self):
             self.runner.call_hook("before_train")
@@ -367,6 +374,13 @@ def _runner_parts():
             self.history = list((checkpoint.get("segaug") or {}).get("history", []))
 
     return SegaugIterLoop, SegaugHook
+
+
+class _Shared(dict):
+    """A dict that mmengine's deep copies of loop configs share instead of copying."""
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def _optim_wrapper(cfg: dict, mm_cfg, device: str) -> dict:
@@ -464,11 +478,11 @@ def train(
     from torch.utils.data import DataLoader
 
     Loop, SegHook = _runner_parts()
-    runner_ref = {}
+    stream = _Shared()  # {"loop": the train loop}: the stream restarts at its iteration
     nw = cfg["num_workers"]
     train_loader = DataLoader(
         SegDataset(train_samples, num_classes, train_tf, seed=int(seed)), batch_size=batch,
-        sampler=StreamSampler(val_interval, batch, lambda: runner_ref["runner"].iter),
+        sampler=StreamSampler(val_interval, batch, lambda: stream["loop"].iter),
         drop_last=True, num_workers=nw, collate_fn=collate, pin_memory=device == "cuda",
     )  # fmt: skip
     val_loader = DataLoader(
@@ -483,7 +497,7 @@ def train(
         model=mm_cfg.model,
         work_dir=str(state_dir),
         train_dataloader=train_loader,
-        train_cfg=dict(type=Loop, max_iters=steps, val_interval=steps + 1),
+        train_cfg=dict(type=Loop, max_iters=steps, val_interval=steps + 1, stream=stream),
         optim_wrapper=_optim_wrapper(cfg, mm_cfg, device),
         param_scheduler=[dict(type="PolyLR", eta_min=cfg["min_lr"], power=cfg["poly_power"],
                               begin=0, end=steps, by_epoch=False)],  # fmt: skip
@@ -503,7 +517,6 @@ def train(
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl")),
         launcher="none",  # one device (the stream is not sharded across ranks)
     )
-    runner_ref["runner"] = runner
     t0 = time.perf_counter()
     runner.train()
     if runner.iter != steps:
