@@ -223,3 +223,64 @@ def test_mmseg_trains_resumes_exactly_and_scores_like_smp(mmseg_py, shapes, tmp_
     # both score the model with the same code: the file's last curve point is metrics' mIoU
     assert mm["miou"] == pytest.approx(float(ca[-1]["val_miou"]), abs=1e-6)
     assert sm["miou"] == pytest.approx(float(cs[-1]["val_miou"]), abs=1e-6)
+
+
+def test_pspnet_and_mask2former_resume_exactly(mmseg_py, shapes, tmp_path):  # noqa: F811
+    """4 steps straight vs killed at step 3 and resumed from the step-2 checkpoint (Mask2Former
+    with its AdamW recipe: backbone lr x 0.1, clipping), then evaluated by our code."""
+    p = run_code(mmseg_py, f"""
+        import json, torch
+        from pathlib import Path
+        from segaug.data.canonical import ClassTable, read_split, samples
+        from segaug.train import mmseg_backend
+        from segaug.train.evaluate import evaluate
+        root, out = Path({str(shapes)!r}), Path({str(tmp_path)!r})
+        table = ClassTable.load(root / "classes.json")
+        tr = samples(root, read_split(root / "train.txt"))
+        va = samples(root, read_split(root / "val.txt"))
+        base = {{**{CFG!r}, "steps": 4, "val_interval": 2}}
+        m2f = dict(optimizer="adamw", lr=1e-4, weight_decay=0.05, grad_clip=0.01, min_lr=0.0)
+        res = {{}}
+        for name in ("pspnet_r50", "mask2former_r50"):
+            model = {MODELS!r}[name]
+            cfg = {{**base, **(m2f if name.startswith("mask2former") else {{}})}}
+            def run(d, **kw):
+                return mmseg_backend.train(tr, va, table, model, cfg, {{"name": "ce"}}, 0,
+                                           d / "model.pt", d / "curve.csv", d / "state",
+                                           device="cpu", **kw)
+            run(out / name / "a")
+            try:
+                run(out / name / "b", stop_at=3)
+            except RuntimeError:
+                pass
+            resumed = run(out / name / "b")["resumed_from"]
+            a, b = (torch.load(out / name / x / "model.pt", weights_only=True) for x in "ab")
+            same = all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+            _, sc = evaluate(out / name / "a" / "model.pt", va, table, device="cpu")
+            res[name] = {{"resumed": bool(resumed), "same": same,
+                         "history": a["history"] == b["history"],
+                         "eval": abs(sc["miou"] - a["history"][-1]["val_miou"]) < 1e-9}}
+        print("RESULT" + json.dumps(res))
+    """)
+    res = json.loads(p.stdout.split("RESULT", 1)[1])
+    for name, r in res.items():
+        assert r == {"resumed": True, "same": True, "history": True, "eval": True}, name
+
+
+def test_paper_dag_with_mmseg_models(tmp_path):
+    """Table 1 from the mmseg backend: its models' train jobs get their config, and their
+    backbone weights are prefetched (in envs/mmseg.yaml: rules/common.smk's train_env)."""
+    from conftest import run_snakemake
+
+    t1 = tmp_path / "t1.yaml"
+    t1.write_text("table1:\n  models: [pspnet_r50_mmseg]\n  splits: [voc7]\n  loss: ce\n"
+                  "  d_final: paste-random\n")  # fmt: skip
+    cfg = ["--configfile", str(ROOT / "config" / "config.yaml"), str(t1)]
+    p = run_snakemake("-n", "-p", *cfg, cwd=tmp_path)
+    cmds = [x for x in p.stdout.splitlines() if "scripts/train.py" in x]
+    assert cmds and all("pspnet_r50_mmseg" in c for c in cmds)
+    model = json.loads(cmds[0].split("--model-json '", 1)[1].split("'", 1)[0])
+    assert model == {"arch": "PSPNet", "backend": "mmseg", "config": "pspnet_r50-d8",
+                     "backbone_weights": "imagenet"}  # fmt: skip
+    p = run_snakemake("prefetch", "-n", *cfg, cwd=tmp_path)
+    assert "prefetch_weights/pspnet_r50_mmseg.log" in p.stdout
