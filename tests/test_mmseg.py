@@ -9,6 +9,7 @@ import them). Random init everywhere (backbone_weights: null): nothing is downlo
 """
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -86,6 +87,14 @@ def test_library_imports_and_checks_without_mmseg():
     assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "pspnet") == {
         "avg_non_ignore": False}  # fmt: skip
     assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "mask2former") == {}
+    # where mmseg is absent, a backend: mmseg model is one clear line
+    from segaug.train.models import create_model
+
+    if importlib.util.find_spec("mmseg") is None:
+        with pytest.raises(SegaugError, match=r"needs mmsegmentation.*envs/mmseg.yaml"):
+            create_model(MODELS["pspnet_r50"], 2)
+        assert "mmcv._ext" not in sys.modules  # no stand-in without mmcv
+
     # Table 1 / 2 show the paper's values beside either backend's models
     from segaug.report.table2 import has_paper_values
     from segaug.report.tables import paper_miou

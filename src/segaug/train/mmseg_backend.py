@@ -126,14 +126,16 @@ def import_mmseg():
     """Import mmseg (registering its modules), with the mmcv-lite stand-in if needed."""
     from segaug.train import mmcv_standin
 
-    mmcv_standin.install()
     try:
+        import mmcv  # noqa: F401
+
+        mmcv_standin.install()
         import mmseg  # noqa: F401
         from mmseg.utils import register_all_modules
     except ImportError as e:
         raise SegaugError(
-            f"backend: mmseg needs mmsegmentation ({e}); run in envs/mmseg.yaml "
-            "(snakemake --sdm conda) or `make mmseg-env`"
+            f"backend: mmseg needs mmsegmentation ({e}); run it in envs/mmseg.yaml "
+            "(snakemake --sdm conda) or in .venv-mmseg (`make mmseg-env`)"
         ) from None
     register_all_modules(init_default_scope=True)
     import mmseg
