@@ -129,6 +129,14 @@ def test_configs_need_no_compiled_op_and_match_mmseg_counts(mmseg_py):
                      for k in ("backbone", "decode_head", "auxiliary_head")
                      if getattr(model, k, None) is not None}}
             out["models"][name] = {{"params": parts, "logits": list(logits.shape)}}
+            # segaug.train.mmseg_heads (the smp backend's head: mmseg) against mmseg's head:
+            # the same parameter shapes
+            if name != "mask2former_r50":
+                from segaug.train import mmseg_heads
+                ours = (mmseg_heads.ASPPHead(2048, 256, 21) if name.startswith("deeplab")
+                        else mmseg_heads.PSPHead(2048, 21))
+                shapes = lambda mod: sorted(tuple(p.shape) for p in mod.parameters())
+                out["models"][name]["same_shapes"] = shapes(ours) == shapes(model.decode_head)
         out["called"] = sorted(mmcv_standin.CALLED)
         try:
             from mmcv.ops import nms
@@ -145,6 +153,7 @@ def test_configs_need_no_compiled_op_and_match_mmseg_counts(mmseg_py):
         assert "'nms' is not available" in out["nms"]
     for name, m in out["models"].items():
         assert m["logits"] == [1, 21, 64, 64]
+        assert name == "mask2former_r50" or m["same_shapes"] is True, name
         assert m["params"] == MMSEG_R50_D8.get(name, MMSEG_M2F_R50), name
 
 

@@ -433,12 +433,21 @@ def test_paper_models_are_r50_v1c_d8_with_aux_head(name):
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["models"][name]
     cfg = {k: v for k, v in cfg.items() if k != "train"}
     assert cfg["encoder"] == "tu-resnet50c" and cfg["aux_head"] is True
+    assert cfg["head"] == "mmseg"
     model = create_model({**cfg, "encoder_weights": None}, 21)
     ref = MMSEG_R50_D8[name]
     enc, aux, total = _nparams(model.encoder), _nparams(model.aux_head), _nparams(model)
     print(f"{name}: smp {total} (encoder {enc}, decoder+head {total - enc - aux}, aux {aux}); "
           f"mmseg {sum(ref.values())} ({ref})")  # fmt: skip
-    assert enc == ref["backbone"] and aux == ref["auxiliary_head"]  # to the parameter
+    # to the parameter, part by part
+    assert (enc, total - enc - aux, aux) == (ref["backbone"], ref["decode_head"],
+                                             ref["auxiliary_head"])  # fmt: skip
+    assert total == sum(ref.values())
+    # smp's own decoders are the same designs, narrower (the README's fidelity table)
+    smp_dec = create_model({**cfg, "encoder_weights": None, "head": "smp",
+                            **({"encoder_depth": 5, "upsampling": 8} if "psp" in name else {})},
+                           21)  # fmt: skip
+    print(f"{name} with smp's decoder: {_nparams(smp_dec)}")
     assert output_stride(model) == 8
     # the deep stem of V1c: three 3x3 convolutions, 32-32-64 channels
     convs = [m for n, m in model.encoder.named_modules() if n.startswith("model.conv1.")
@@ -449,6 +458,24 @@ def test_paper_models_are_r50_v1c_d8_with_aux_head(name):
 
 AUX = {"arch": "DeepLabV3Plus", "encoder": "tu-test_resnet", "encoder_weights": None,
        "encoder_output_stride": 8, "aux_head": {"channels": 16}}  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["DeepLabV3Plus", "PSPNet"])
+def test_mmseg_heads_on_an_smp_encoder(arch):
+    cfg = {"arch": arch, "encoder": "tu-test_resnet", "encoder_weights": None, "head": "mmseg",
+           "decoder_channels": 16, "aux_head": {"channels": 8}}  # fmt: skip
+    model = create_model(cfg, 3)
+    assert pad_multiple(model) == 8
+    main, aux = model.train()(torch.randn(2, 3, 32, 32))
+    assert main.shape == (2, 3, 32, 32) and aux.shape == (2, 3, 4, 4)
+    with torch.no_grad():
+        assert predict_whole(model.eval(), torch.randn(1, 3, 30, 35), 8).shape == (1, 3, 30, 35)
+    with pytest.raises(SegaugError, match="head: mmseg is for DeepLabV3Plus and PSPNet"):
+        create_model({**cfg, "arch": "Unet"}, 3)
+    with pytest.raises(SegaugError, match=r"with head: mmseg the keys are.*\['upsampling'\]"):
+        create_model({**cfg, "upsampling": 8}, 3)
+    with pytest.raises(SegaugError, match="head must be smp or mmseg"):
+        create_model({**cfg, "head": "mmsegmentation"}, 3)
 
 
 def test_aux_head_is_training_only():

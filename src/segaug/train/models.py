@@ -27,6 +27,12 @@ The paper's MMSegmentation models (R50-D8) are closed in on with two keys:
 ``backend: mmseg`` builds the model of an MMSegmentation config instead
 (:mod:`segaug.train.mmseg_backend`; needs the mmseg env).
 
+* ``head: mmseg`` (DeepLabV3Plus, PSPNet) -- mmseg's own decode heads
+  (:mod:`segaug.train.mmseg_heads`: 512-channel separable ASPP, PSP with a 3x3 bottleneck)
+  instead of smp's narrower decoders; keys ``encoder_output_stride`` (8), ``decoder_channels``
+  (512), ``dropout`` (0.1). With ``tu-resnet50c`` and ``aux_head`` the model is mmseg's R50-D8
+  to the parameter.
+
 ``arch: Mask2Former`` is not an smp model: it builds
 :class:`segaug.train.mask2former.Mask2FormerSeg` (transformers' Mask2Former, ResNet backbone),
 whose config keys are listed in that module. It computes its own loss (:func:`has_own_loss`) and
@@ -110,7 +116,10 @@ class WithAuxHead(torch.nn.Module):
     def forward(self, x):
         m = self.model
         features = m.encoder(x)
-        logits = m.segmentation_head(m.decoder(features))
+        if hasattr(m, "logits"):  # mmseg_heads.EncoderWithHead
+            logits = m.logits(features, x.shape[-2:])
+        else:
+            logits = m.segmentation_head(m.decoder(features))
         if not self.training:
             return logits
         return logits, self.aux_head(features[-2])
@@ -175,9 +184,15 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
 
     cfg = dict(cfg)
     aux = aux_head_cfg(cfg.pop("aux_head", None))
+    head = cfg.pop("head", "smp")
     arch = str(cfg.pop("arch"))
     encoder = str(cfg.pop("encoder", "resnet50"))
     weights = cfg.pop("encoder_weights", None)
+    if head not in ("smp", "mmseg"):
+        raise SegaugError(f"model config: head must be smp or mmseg, got {head!r}")
+    if head == "mmseg":
+        make = _mmseg_head_model(arch, encoder, weights, cfg, num_classes)
+        return _with_download_errors(make, encoder, weights, arch, aux, num_classes)
     cls = _arch_class(arch)
     params = inspect.signature(cls.__init__).parameters
     if "encoder_output_stride" in cfg and "encoder_output_stride" not in params:
@@ -190,10 +205,49 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
             f"model config: unknown key(s) {unknown} for {cls.__name__}; "
             f"known: {sorted(set(MODEL_KEYS) | allowed | {'encoder_output_stride'})}"
         )
-    try:
-        model = smp.create_model(
+
+    def make():
+        return smp.create_model(
             cls.__name__, encoder_name=encoder, encoder_weights=weights, classes=num_classes, **cfg
         )
+
+    return _with_download_errors(make, encoder, weights, cls.__name__, aux, num_classes)
+
+
+def _mmseg_head_model(arch: str, encoder: str, weights, cfg: dict, num_classes: int):
+    """``head: mmseg``: an smp encoder with mmseg's decode head (:mod:`.mmseg_heads`)."""
+    from segaug.train import mmseg_heads
+
+    name = arch.lower()
+    if name not in mmseg_heads.HEADS:
+        raise SegaugError(
+            f"model config: head: mmseg is for DeepLabV3Plus and PSPNet, got arch {arch!r}"
+        )
+    stride = cfg.pop("encoder_output_stride", 8)
+    depth = cfg.pop("encoder_depth", 5)
+    channels = cfg.pop("decoder_channels", 512)
+    dropout = cfg.pop("dropout", 0.1)
+    if cfg or depth != 5:
+        raise SegaugError(
+            f"model config: with head: mmseg the keys are encoder, encoder_weights, "
+            f"encoder_output_stride, decoder_channels, dropout, aux_head (encoder_depth 5); "
+            f"got {sorted(cfg) or f'encoder_depth {depth}'}"
+        )
+
+    def make():
+        import segmentation_models_pytorch as smp
+
+        enc = smp.encoders.get_encoder(encoder, in_channels=3, depth=5, weights=weights,
+                                       output_stride=stride)  # fmt: skip
+        return mmseg_heads.build(name, enc, num_classes, int(channels), float(dropout))
+
+    return make
+
+
+def _with_download_errors(make, encoder, weights, arch_name, aux, num_classes):
+    """``make()`` (+ the auxiliary head), smp's and the hub's errors as SegaugErrors."""
+    try:
+        model = make()
         return WithAuxHead(model, num_classes, aux) if aux else model
     except KeyError as e:  # smp: wrong encoder name or weights name
         raise SegaugError(f"model config: {e.args[0] if e.args else e}") from None
@@ -206,7 +260,7 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
                 "to train from random initialisation"
             ) from None
         if isinstance(e, (TypeError, ValueError)):
-            raise SegaugError(f"model config for {cls.__name__}/{encoder}: {e}") from None
+            raise SegaugError(f"model config for {arch_name}/{encoder}: {e}") from None
         raise
 
 
