@@ -13,7 +13,7 @@ its output stride (dilated last stages), e.g. an MMSegmentation-like dilated PSP
 
     {"arch": "PSPNet", "encoder": "resnet50", "encoder_depth": 5, "encoder_output_stride": 8}
 
-The paper's MMSegmentation models (R50-D8) are closed in on with two keys:
+The paper's MMSegmentation models (R50-D8) are reproduced layer for layer with three keys:
 
 * ``encoder: tu-resnet50c`` -- ResNet-50-V1c (deep stem: three 3x3 convolutions) through smp's
   timm encoders; with ``encoder_output_stride: 8`` its last two stages are dilated (2, 4) as
@@ -23,15 +23,14 @@ The paper's MMSegmentation models (R50-D8) are closed in on with two keys:
   its loss (the model's pixel-wise loss on the upsampled logits) is added with ``weight`` 0.4.
   Training only: in eval mode the model returns the main logits alone. ``aux_head: true``
   means ``{"channels": 256, "weight": 0.4, "dropout": 0.1}``; any of them can be given.
-
-``backend: mmseg`` builds the model of an MMSegmentation config instead
-(:mod:`segaug.train.mmseg_backend`; needs the mmseg env).
-
 * ``head: mmseg`` (DeepLabV3Plus, PSPNet) -- mmseg's own decode heads
   (:mod:`segaug.train.mmseg_heads`: 512-channel separable ASPP, PSP with a 3x3 bottleneck)
   instead of smp's narrower decoders; keys ``encoder_output_stride`` (8), ``decoder_channels``
   (512), ``dropout`` (0.1). With ``tu-resnet50c`` and ``aux_head`` the model is mmseg's R50-D8
   to the parameter.
+
+``backend: mmseg`` builds the model of an MMSegmentation config instead
+(:mod:`segaug.train.mmseg_backend`; needs the mmseg env).
 
 ``arch: Mask2Former`` is not an smp model: it builds
 :class:`segaug.train.mask2former.Mask2FormerSeg` (transformers' Mask2Former, ResNet backbone),
