@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 # Rules call `python`: the venv's, unless a rule runs in its conda env (--sdm conda).
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench lint dag clean-demo install-profile
+.PHONY: setup demo test bench lint dag clean-demo install-profile mmseg-env
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[workflow,test]'
+	touch $@
+
+# The env of `backend: mmseg` models, as a venv (envs/mmseg.yaml's pins, its CPU install:
+# mmcv-lite + segaug's stand-in for compiled ops). tests/test_mmseg.py runs its scripts in it and
+# skips when it is absent; .ci/run builds it. torch first, as for the main venv.
+MMSEG_VENV ?= .venv-mmseg
+mmseg-env: $(MMSEG_VENV)/.installed
+
+$(MMSEG_VENV)/.installed: envs/mmseg.yaml | $(VENV)/.installed
+	python3 -m venv $(MMSEG_VENV)
+	$(MMSEG_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MMSEG_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -c "import yaml; d = yaml.safe_load(open('envs/mmseg.yaml'))['dependencies']; \
+	  print('\n'.join(next(x['pip'] for x in d if isinstance(x, dict))))" > $(MMSEG_VENV)/requirements.txt
+	$(MMSEG_VENV)/bin/python -m pip install --quiet -r $(MMSEG_VENV)/requirements.txt
 	touch $@
 
 demo: setup

@@ -148,6 +148,27 @@ def pretrained(model):
     return bool(c.get("encoder_weights") or c.get("backbone_weights"))
 
 
+def backend(model):
+    return config["models"][model].get("backend", "smp")
+
+
+def used_models():
+    """Models some table or figure trains (mmseg-backend weights are prefetched only for these:
+    their prefetch job needs envs/mmseg.yaml)."""
+    used = set(config["table1"]["models"])
+    for section in ("ablations", "figures", "thesis"):
+        if isinstance(config.get(section), dict) and config[section].get("model"):
+            used.add(config[section]["model"])
+    return used
+
+
+def train_env(wildcards):
+    """The conda env of a model's train/evaluate/prefetch jobs: by its backend."""
+    if backend(wildcards.model) == "mmseg":
+        return "../envs/mmseg.yaml"
+    return "../envs/train.yaml"
+
+
 def weights_marker(model):
     return f"{HF_HOME}/.segaug/{model}.ready"
 

@@ -101,11 +101,12 @@ rule prefetch_weights:
     log:
         f"{OUT}/logs/prefetch_weights/{{model}}.log",
     conda:
-        "../envs/train.yaml"
+        train_env
     params:
         script=script("prefetch_weights.py"),
         model=lambda w: jarg(model_json(w.model)),
         hf_home=lambda w, output: Path(output[0]).parent.parent,
     shell:
-        "HF_HOME={params.hf_home} python {params.script} --model-json {params.model}"
+        "HF_HOME={params.hf_home} TORCH_HOME={params.hf_home}/torch"
+        " python {params.script} --model-json {params.model}"
         " --out {output} 2> {log}"

@@ -1,5 +1,6 @@
-# Training (the MMSegmentation VOC recipe on segmentation-models-pytorch + Lightning) and
-# evaluation on the split's val list.
+# Training (the MMSegmentation VOC recipe on segmentation-models-pytorch + Lightning, or on
+# MMSegmentation itself for `backend: mmseg` models) and evaluation on the split's val list.
+# The conda env follows the model's backend (train_env: envs/train.yaml or envs/mmseg.yaml).
 # state/ holds the resumable Lightning checkpoint; it is not an output, so a killed or
 # preempted job that is rerun resumes from it instead of starting over.
 
@@ -18,7 +19,7 @@ rule train:
     benchmark:
         f"{OUT}/benchmarks/train/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.tsv"
     conda:
-        "../envs/train.yaml"
+        train_env
     threads: 1
     params:
         script=script("train.py"),
@@ -33,7 +34,7 @@ rule train:
         run=lambda w: jarg(run_info(w)),
         hf_home=HF_HOME,
     shell:
-        "HF_HOME={params.hf_home} HF_HUB_OFFLINE=1"
+        "HF_HOME={params.hf_home} HF_HUB_OFFLINE=1 TORCH_HOME={params.hf_home}/torch"
         " python {params.script} --dataset-root {input.dataset}"
         " --train-list {input.train_list} {params.extra} --val-list {input.val_list}"
         " --model-json {params.model} --train-json {params.train} --loss-json {params.loss}"
@@ -53,7 +54,7 @@ rule evaluate:
     log:
         f"{OUT}/logs/evaluate/{{dataset}}/{{split}}/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}.log",
     conda:
-        "../envs/train.yaml"
+        train_env
     threads: 1
     params:
         script=script("evaluate.py"),

@@ -10,6 +10,8 @@ and training jobs then run with HF_HUB_OFFLINE=1 against the same HF_HOME.
 
 The same for a Mask2Former model with ``backbone_weights: imagenet``: building it loads
 ``microsoft/resnet-50`` (``-101``) through transformers, which downloads it into HF_HOME.
+A ``backend: mmseg`` model (run in envs/mmseg.yaml) downloads its config's backbone checkpoint
+(open-mmlab://resnet50_v1c, torchvision://resnet50) into TORCH_HOME's hub cache instead.
 """
 
 import argparse
@@ -32,8 +34,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     create_model(args.model_json, num_classes=2)  # fetches the encoder/backbone weights into HF_HOME
     cfg = args.model_json
-    log.info("weights of %s cached in %s", cfg.get("encoder") or cfg.get("backbone"),
-             os.environ.get("HF_HOME"))  # fmt: skip
+    log.info("weights of %s cached in %s", cfg.get("encoder") or cfg.get("backbone")
+             or cfg.get("config") or cfg.get("arch"),
+             os.environ.get("TORCH_HOME") if cfg.get("backend") == "mmseg"
+             else os.environ.get("HF_HOME"))  # fmt: skip
     write_text(args.out, json.dumps(args.model_json, sort_keys=True) + "\n")
 
 

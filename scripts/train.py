@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 r"""Train a segmentation model (MMSegmentation VOC recipe on smp + Lightning); resumable.
 
+A model config with ``"backend": "mmseg"`` is trained by MMSegmentation itself (mmengine's
+Runner, segaug.train.mmseg_backend; run this in envs/mmseg.yaml) with the same outputs.
+
     python scripts/train.py --dataset-root results/voc7/data --train-list train.txt \
         --extra-set results/voc7/paste/random/seed0:results/voc7/paste/random/seed0/ids.txt \
         --val-list val.txt --model-json '{"arch": "DeepLabV3Plus", "encoder": "resnet50"}' \

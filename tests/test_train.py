@@ -591,3 +591,115 @@ def test_channels_last_and_compile_give_the_same_loss_curve(shapes, tmp_path, mo
         # the first steps agree to float rounding; rounding differences then grow a little
         np.testing.assert_allclose(curves[name][:3], curves["default"][:3], rtol=1e-5)
         np.testing.assert_allclose(curves[name], curves["default"], rtol=1e-2)
+
+# ---------------------------------------------------------------- the R50-D8 recipe on smp
+
+# mmseg 1.2.2, configs/{deeplabv3plus,pspnet}/*_r50-d8_4xb4-20k_voc12aug-512x512.py built with
+# 21 classes (tests/test_mmseg.py instantiates them when the mmseg env is present)
+MMSEG_R50_D8 = {
+    "deeplabv3plus_r50": {"backbone": 23527264, "decode_head": 17698949, "auxiliary_head": 2365205},
+    "pspnet_r50": {"backbone": 23527264, "decode_head": 23084565, "auxiliary_head": 2365205},
+}
+
+
+def _nparams(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(MMSEG_R50_D8))
+def test_paper_models_are_r50_v1c_d8_with_aux_head(name):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["models"][name]
+    cfg = {k: v for k, v in cfg.items() if k != "train"}
+    assert cfg["encoder"] == "tu-resnet50c" and cfg["aux_head"] is True
+    assert cfg["head"] == "mmseg"
+    model = create_model({**cfg, "encoder_weights": None}, 21)
+    ref = MMSEG_R50_D8[name]
+    enc, aux, total = _nparams(model.encoder), _nparams(model.aux_head), _nparams(model)
+    print(f"{name}: smp {total} (encoder {enc}, decoder+head {total - enc - aux}, aux {aux}); "
+          f"mmseg {sum(ref.values())} ({ref})")  # fmt: skip
+    # to the parameter, part by part
+    assert (enc, total - enc - aux, aux) == (ref["backbone"], ref["decode_head"],
+                                             ref["auxiliary_head"])  # fmt: skip
+    assert total == sum(ref.values())
+    # smp's own decoders are the same designs, narrower (the README's fidelity table)
+    smp_dec = create_model({**cfg, "encoder_weights": None, "head": "smp",
+                            **({"encoder_depth": 5, "upsampling": 8} if "psp" in name else {})},
+                           21)  # fmt: skip
+    print(f"{name} with smp's decoder: {_nparams(smp_dec)}")
+    assert output_stride(model) == 8
+    # the deep stem of V1c: three 3x3 convolutions, 32-32-64 channels
+    convs = [m for n, m in model.encoder.named_modules() if n.startswith("model.conv1.")
+             and isinstance(m, torch.nn.Conv2d)]  # fmt: skip
+    assert [(c.kernel_size, c.out_channels) for c in convs] == [((3, 3), 32), ((3, 3), 32),
+                                                                 ((3, 3), 64)]  # fmt: skip
+
+
+AUX = {"arch": "DeepLabV3Plus", "encoder": "tu-test_resnet", "encoder_weights": None,
+       "encoder_output_stride": 8, "aux_head": {"channels": 16}}  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["DeepLabV3Plus", "PSPNet"])
+def test_mmseg_heads_on_an_smp_encoder(arch):
+    cfg = {"arch": arch, "encoder": "tu-test_resnet", "encoder_weights": None, "head": "mmseg",
+           "decoder_channels": 16, "aux_head": {"channels": 8}}  # fmt: skip
+    model = create_model(cfg, 3)
+    assert pad_multiple(model) == 8
+    main, aux = model.train()(torch.randn(2, 3, 32, 32))
+    assert main.shape == (2, 3, 32, 32) and aux.shape == (2, 3, 4, 4)
+    with torch.no_grad():
+        assert predict_whole(model.eval(), torch.randn(1, 3, 30, 35), 8).shape == (1, 3, 30, 35)
+    with pytest.raises(SegaugError, match="head: mmseg is for DeepLabV3Plus and PSPNet"):
+        create_model({**cfg, "arch": "Unet"}, 3)
+    with pytest.raises(SegaugError, match=r"with head: mmseg the keys are.*\['upsampling'\]"):
+        create_model({**cfg, "upsampling": 8}, 3)
+    with pytest.raises(SegaugError, match="head must be smp or mmseg"):
+        create_model({**cfg, "head": "mmsegmentation"}, 3)
+
+
+def test_aux_head_is_training_only():
+    from segaug.train.models import aux_head_cfg, aux_loss
+
+    model = create_model(AUX, 3)
+    assert model.aux_weight == 0.4 and pad_multiple(model) == 8
+    x, y = torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))
+    main, aux = model.train()(x)
+    assert main.shape == (2, 3, 32, 32) and aux.shape == (2, 3, 4, 4)
+    ce = create_loss("ce", 3)
+    up = F.interpolate(aux, size=(32, 32), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        want = float(ce(main, y) + 0.4 * ce(up, y))
+        assert float(aux_loss(ce, (main, aux), y, 0.4)) == pytest.approx(want)
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 3, 32, 32)
+        assert predict_whole(model, torch.randn(1, 3, 30, 35), 8).shape == (1, 3, 30, 35)
+    assert aux_head_cfg(True) == {"channels": 256, "weight": 0.4, "dropout": 0.1}
+    assert aux_head_cfg(False) is None
+    with pytest.raises(SegaugError, match="aux_head"):
+        create_model({**AUX, "aux_head": {"weigth": 1}}, 3)
+
+
+def test_aux_head_trains_resumes_and_evaluates(shapes, tmp_path):
+    from segaug.train.evaluate import evaluate
+    from segaug.train.loop import train
+
+    table = ClassTable.load(shapes / "classes.json")
+    tr = samples(shapes, [f"im{i}" for i in range(8)])
+    va = samples(shapes, ["im8", "im9"])
+    cfg = {**TRAIN_CFG, "steps": 8}
+
+    def kw(d):
+        return dict(out_model=d / "model.pt", out_curve=d / "curve.csv", state_dir=d / "state",
+                    device="cpu", run_info=RUN)  # fmt: skip
+
+    train(tr, va, table, AUX, cfg, {"name": "ce"}, 0, **kw(tmp_path / "a"))
+    with pytest.raises(RuntimeError, match="killed"):
+        train(tr, va, table, AUX, cfg, {"name": "ce"}, 0, callbacks=[Kill()], **kw(tmp_path / "b"))
+    train(tr, va, table, AUX, cfg, {"name": "ce"}, 0, **kw(tmp_path / "b"))
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert any(k.startswith("aux_head.") for k in a["state_dict"])
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    _, sc = evaluate(tmp_path / "a" / "model.pt", va, table, device="cpu")
+    assert sc["miou"] == pytest.approx(a["history"][-1]["val_miou"])

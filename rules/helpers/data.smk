@@ -70,7 +70,11 @@ def prefetch_targets():
         for n in config.get("lists", {})
         if not config["lists"][n].get("path")
     ]
-    out += [weights_marker(m) for m, c in config["models"].items() if pretrained(m)]
+    out += [
+        weights_marker(m)
+        for m in config["models"]
+        if pretrained(m) and (backend(m) == "smp" or m in used_models())
+    ]
     refs = []
     if GEN:
         refs.append(GEN["captioner"]["model"])

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from segaug.data.classnames import VOC_CLASSES
 from segaug.errors import SegaugError
-from segaug.report.tables import RUN_KEYS, _mean_std, read_metrics
+from segaug.report.tables import RUN_KEYS, _mean_std, paper_model, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def seen_loss(runs: Sequence[Mapping], seed) -> list[str]:
 
 
 def has_paper_values(model: str, split: str) -> bool:
-    return split == PAPER_SPLIT and model in PAPER_MODELS
+    return split == PAPER_SPLIT and paper_model(model) in PAPER_MODELS
 
 
 def table2_rows(runs: Sequence[Mapping], d_final: str = "gen-default", model: str | None = None,

@@ -32,8 +32,14 @@ PAPER_TABLE1 = {
 PAPER_SPLITS = ["voc7", "voc12_92", "voc12_183", "voc12_366", "voc12_732", "voc12_1464"]
 
 
+def paper_model(model: str) -> str:
+    """The paper model a config model name stands for: ``<name>_mmseg`` (config/config.yaml's
+    names for the same models on the MMSegmentation backend) is ``<name>``."""
+    return model[: -len("_mmseg")] if model.endswith("_mmseg") else model
+
+
 def paper_miou(model: str, split: str, role: str) -> float | None:
-    row = PAPER_TABLE1.get((model, role))
+    row = PAPER_TABLE1.get((paper_model(model), role))
     if row is None or split not in PAPER_SPLITS:
         return None
     return row[PAPER_SPLITS.index(split)]

@@ -28,6 +28,11 @@ from segaug.data.canonical import Sample, load_pair, read_label
 from segaug.errors import SegaugError
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The torch seed of training step ``step`` of run ``seed`` (dropout; both backends)."""
+    return int(np.random.default_rng([int(seed), 2, int(step)]).integers(2**62))
+
+
 class SegDataset(Dataset):
     """Map-style dataset of (image HxWx3 uint8, label HxW uint8, index, (h, w)) items.
 

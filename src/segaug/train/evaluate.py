@@ -41,6 +41,10 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, 
     from segaug.train.models import create_model
 
     meta = read_model_file(path)
+    if meta.get("backend") == "mmseg":
+        from segaug.train import mmseg_backend
+
+        return mmseg_backend.load_model(meta).to(device).eval(), meta
     cfg = {**meta["model_cfg"], "encoder_weights": None}  # the trained weights replace them
     model = create_model(cfg, int(meta["num_classes"]))
     model.load_state_dict(meta["state_dict"])

@@ -264,9 +264,20 @@ def train(
     ``keep_state``), so a forced rerun trains from scratch instead of re-exporting old state
     (which would hide a code change).
 
+    A model config with ``backend: mmseg`` is trained by :func:`segaug.train.mmseg_backend.train`
+    (mmengine's Runner) instead, with the same outputs.
+
     ``callbacks`` are extra Lightning callbacks (tests use one to simulate a kill). Returns a
     summary dict ``{"steps", "best", "history", "resumed_from"}``.
     """
+    from segaug.train import mmseg_backend
+
+    if mmseg_backend.is_mmseg(model_cfg):  # mmengine's Runner, same artifacts (no Lightning)
+        return mmseg_backend.train(
+            train_samples, val_samples, class_table, model_cfg, train_cfg, loss_cfg, seed,
+            out_model, out_curve, state_dir, device=device, run_info=run_info,
+            keep_state=keep_state,
+        )  # fmt: skip
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.plugins.environments import SLURMEnvironment

@@ -13,6 +13,25 @@ its output stride (dilated last stages), e.g. an MMSegmentation-like dilated PSP
 
     {"arch": "PSPNet", "encoder": "resnet50", "encoder_depth": 5, "encoder_output_stride": 8}
 
+The paper's MMSegmentation models (R50-D8) are reproduced layer for layer with three keys:
+
+* ``encoder: tu-resnet50c`` -- ResNet-50-V1c (deep stem: three 3x3 convolutions) through smp's
+  timm encoders; with ``encoder_output_stride: 8`` its last two stages are dilated (2, 4) as
+  in R50-D8. Its parameters equal mmseg's ``ResNetV1c(depth=50)`` to the parameter.
+* ``aux_head`` -- MMSegmentation's auxiliary ``FCNHead`` on stage-3 features (1024 channels at
+  stride 8): 3x3 conv to ``channels`` (256) + BN + ReLU, dropout 0.1, 1x1 conv to the classes;
+  its loss (the model's pixel-wise loss on the upsampled logits) is added with ``weight`` 0.4.
+  Training only: in eval mode the model returns the main logits alone. ``aux_head: true``
+  means ``{"channels": 256, "weight": 0.4, "dropout": 0.1}``; any of them can be given.
+* ``head: mmseg`` (DeepLabV3Plus, PSPNet) -- mmseg's own decode heads
+  (:mod:`segaug.train.mmseg_heads`: 512-channel separable ASPP, PSP with a 3x3 bottleneck)
+  instead of smp's narrower decoders; keys ``encoder_output_stride`` (8), ``decoder_channels``
+  (512), ``dropout`` (0.1). With ``tu-resnet50c`` and ``aux_head`` the model is mmseg's R50-D8
+  to the parameter.
+
+``backend: mmseg`` builds the model of an MMSegmentation config instead
+(:mod:`segaug.train.mmseg_backend`; needs the mmseg env).
+
 ``arch: Mask2Former`` is not an smp model: it builds
 :class:`segaug.train.mask2former.Mask2FormerSeg` (transformers' Mask2Former, ResNet backbone),
 whose config keys are listed in that module. It computes its own loss (:func:`has_own_loss`) and
@@ -28,7 +47,90 @@ import torch
 from segaug.device import resolve_device  # noqa: F401  (re-exported)
 from segaug.errors import SegaugError
 
-MODEL_KEYS = ("arch", "encoder", "encoder_weights")
+MODEL_KEYS = ("arch", "encoder", "encoder_weights", "aux_head")
+AUX_DEFAULTS = {"channels": 256, "weight": 0.4, "dropout": 0.1}
+
+
+def aux_head_cfg(value) -> dict | None:
+    """The resolved ``aux_head`` of a model config (None: no auxiliary head)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return dict(AUX_DEFAULTS)
+    if not isinstance(value, dict) or set(value) - set(AUX_DEFAULTS):
+        raise SegaugError(
+            f"model config: aux_head must be true, false or a mapping with keys "
+            f"{sorted(AUX_DEFAULTS)}, got {value!r}"
+        )
+    cfg = {**AUX_DEFAULTS, **value}
+    if not (isinstance(cfg["channels"], int) and cfg["channels"] > 0 and cfg["weight"] >= 0
+            and 0 <= cfg["dropout"] < 1):  # fmt: skip
+        raise SegaugError(
+            f"model config: aux_head needs channels > 0, weight >= 0, 0 <= dropout < 1, got {cfg}"
+        )
+    return cfg
+
+
+class FCNAuxHead(torch.nn.Module):
+    """mmseg ``FCNHead(num_convs=1, concat_input=False, kernel_size=3)`` as an auxiliary head."""
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float):
+        super().__init__()
+        nn = torch.nn
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.conv_seg = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x):
+        return self.conv_seg(self.dropout(self.convs(x)))
+
+
+class WithAuxHead(torch.nn.Module):
+    """An smp model plus an auxiliary FCN head on its encoder's stage-3 features.
+
+    ``forward`` returns the main logits in eval mode and ``(logits, aux_logits)`` in training
+    mode (aux logits at the feature resolution; :meth:`aux_loss_weight` weighs their loss).
+    """
+
+    def __init__(self, model: torch.nn.Module, num_classes: int, aux: dict):
+        super().__init__()
+        self.model = model
+        in_channels = model.encoder.out_channels[-2]  # stage 3 (C4): 1024 for ResNet-50
+        self.aux_head = FCNAuxHead(in_channels, int(aux["channels"]), num_classes,
+                                   float(aux["dropout"]))  # fmt: skip
+        self.aux_weight = float(aux["weight"])
+
+    @property
+    def encoder(self):
+        return self.model.encoder
+
+    @property
+    def requires_divisible_input_shape(self):
+        return getattr(self.model, "requires_divisible_input_shape", True)
+
+    def forward(self, x):
+        m = self.model
+        features = m.encoder(x)
+        if hasattr(m, "logits"):  # mmseg_heads.EncoderWithHead
+            logits = m.logits(features, x.shape[-2:])
+        else:
+            logits = m.segmentation_head(m.decoder(features))
+        if not self.training:
+            return logits
+        return logits, self.aux_head(features[-2])
+
+
+def aux_loss(criterion, out, target: torch.Tensor, weight: float) -> torch.Tensor:
+    """Main loss + ``weight`` x the loss of the aux logits upsampled (bilinear) to the label."""
+    logits, aux = out
+    aux = torch.nn.functional.interpolate(
+        aux, size=target.shape[-2:], mode="bilinear", align_corners=False
+    )
+    return criterion(logits, target) + weight * criterion(aux, target)
 
 
 def _arch_name(cfg) -> str:
@@ -38,7 +140,7 @@ def _arch_name(cfg) -> str:
 def has_own_loss(cfg: dict) -> bool:
     """Whether the model of ``cfg`` trains with its own ``loss(x, target)`` (Mask2Former's
     matching losses) instead of a pixel-wise loss from :mod:`segaug.train.losses`."""
-    return _arch_name(cfg) == "mask2former"
+    return _arch_name(cfg) == "mask2former" and cfg.get("backend", "smp") == "smp"
 
 
 def _arch_class(arch: str):
@@ -69,6 +171,10 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
     """
     if not isinstance(cfg, dict) or "arch" not in cfg:
         raise SegaugError(f"model config must be a mapping with an 'arch' key, got {cfg!r}")
+    from segaug.train import mmseg_backend
+
+    if mmseg_backend.is_mmseg(cfg):
+        return mmseg_backend.create_model(cfg, num_classes)
     if _arch_name(cfg) == "mask2former":
         from segaug.train import mask2former
 
@@ -76,9 +182,16 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
     cfg = dict(cfg)
+    aux = aux_head_cfg(cfg.pop("aux_head", None))
+    head = cfg.pop("head", "smp")
     arch = str(cfg.pop("arch"))
     encoder = str(cfg.pop("encoder", "resnet50"))
     weights = cfg.pop("encoder_weights", None)
+    if head not in ("smp", "mmseg"):
+        raise SegaugError(f"model config: head must be smp or mmseg, got {head!r}")
+    if head == "mmseg":
+        make = _mmseg_head_model(arch, encoder, weights, cfg, num_classes)
+        return _with_download_errors(make, encoder, weights, arch, aux, num_classes)
     cls = _arch_class(arch)
     params = inspect.signature(cls.__init__).parameters
     if "encoder_output_stride" in cfg and "encoder_output_stride" not in params:
@@ -91,10 +204,50 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
             f"model config: unknown key(s) {unknown} for {cls.__name__}; "
             f"known: {sorted(set(MODEL_KEYS) | allowed | {'encoder_output_stride'})}"
         )
-    try:
+
+    def make():
         return smp.create_model(
             cls.__name__, encoder_name=encoder, encoder_weights=weights, classes=num_classes, **cfg
         )
+
+    return _with_download_errors(make, encoder, weights, cls.__name__, aux, num_classes)
+
+
+def _mmseg_head_model(arch: str, encoder: str, weights, cfg: dict, num_classes: int):
+    """``head: mmseg``: an smp encoder with mmseg's decode head (:mod:`.mmseg_heads`)."""
+    from segaug.train import mmseg_heads
+
+    name = arch.lower()
+    if name not in mmseg_heads.HEADS:
+        raise SegaugError(
+            f"model config: head: mmseg is for DeepLabV3Plus and PSPNet, got arch {arch!r}"
+        )
+    stride = cfg.pop("encoder_output_stride", 8)
+    depth = cfg.pop("encoder_depth", 5)
+    channels = cfg.pop("decoder_channels", 512)
+    dropout = cfg.pop("dropout", 0.1)
+    if cfg or depth != 5:
+        raise SegaugError(
+            f"model config: with head: mmseg the keys are encoder, encoder_weights, "
+            f"encoder_output_stride, decoder_channels, dropout, aux_head (encoder_depth 5); "
+            f"got {sorted(cfg) or f'encoder_depth {depth}'}"
+        )
+
+    def make():
+        import segmentation_models_pytorch as smp
+
+        enc = smp.encoders.get_encoder(encoder, in_channels=3, depth=5, weights=weights,
+                                       output_stride=stride)  # fmt: skip
+        return mmseg_heads.build(name, enc, num_classes, int(channels), float(dropout))
+
+    return make
+
+
+def _with_download_errors(make, encoder, weights, arch_name, aux, num_classes):
+    """``make()`` (+ the auxiliary head), smp's and the hub's errors as SegaugErrors."""
+    try:
+        model = make()
+        return WithAuxHead(model, num_classes, aux) if aux else model
     except KeyError as e:  # smp: wrong encoder name or weights name
         raise SegaugError(f"model config: {e.args[0] if e.args else e}") from None
     except Exception as e:
@@ -106,7 +259,7 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
                 "to train from random initialisation"
             ) from None
         if isinstance(e, (TypeError, ValueError)):
-            raise SegaugError(f"model config for {cls.__name__}/{encoder}: {e}") from None
+            raise SegaugError(f"model config for {arch_name}/{encoder}: {e}") from None
         raise
 
 

@@ -8,6 +8,8 @@
 * loss: a pixel-wise loss from :mod:`segaug.train.losses`, except for models that compute their
   own (:func:`segaug.train.models.has_own_loss`: Mask2Former's matching losses), which accept only
   the ``ce`` loss config (its options are for pixel-wise losses and are not used);
+* auxiliary head (``aux_head`` in the model config, :class:`segaug.train.models.WithAuxHead`):
+  the same pixel-wise loss on its upsampled logits, added with its weight (mmseg: 0.4);
 * gradient clipping (``grad_clip``, max L2 norm) is the Trainer's, see :mod:`segaug.train.loop`;
 * schedule: ``lr(k) = (lr - min_lr) * (1 - k / max_steps) ** power + min_lr`` at step ``k``,
   stepped every optimizer step (mmseg ``PolyLR(eta_min=1e-4, power=0.9, by_epoch=False)``);
@@ -40,8 +42,9 @@ import torch
 
 from segaug.errors import SegaugError
 from segaug.metrics import ConfusionMeter, scores
+from segaug.train.data import step_seed
 from segaug.train.losses import create_loss
-from segaug.train.models import create_model, has_own_loss, pad_multiple, predict_whole
+from segaug.train.models import aux_loss, create_model, has_own_loss, pad_multiple, predict_whole
 from segaug.train.transforms import to_model_input
 
 log = logging.getLogger("segaug.train")
@@ -75,11 +78,6 @@ class PolyFactor:
 
     def __call__(self, step: int) -> float:
         return poly_lr(step, self.max_steps, self.base_lr, self.min_lr, self.power) / self.base_lr
-
-
-def step_seed(seed: int, step: int) -> int:
-    """The torch seed of training step ``step`` of run ``seed``."""
-    return int(np.random.default_rng([int(seed), 2, int(step)]).integers(2**62))
 
 
 def _check_own_loss(model_cfg: dict, name: str, weights, options: dict) -> None:
@@ -170,7 +168,11 @@ class SegModule(L.LightningModule):
         if self.criterion is None:
             loss = self.model.loss(x, y)
         else:
-            loss = self.criterion(self.model(x), y)
+            out = self.model(x)
+            if isinstance(out, tuple):  # main + auxiliary logits (models.WithAuxHead)
+                loss = aux_loss(self.criterion, out, y, self.model.aux_weight)
+            else:
+                loss = self.criterion(out, y)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
