@@ -298,10 +298,13 @@ def test_scripts_tiny_run(tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "pool" / "pool.json").read_text())["class_source"] == "frequency"
     args = ["--dataset-root", root, "--split-list", split, "--pool", tmp_path / "pool",
-            "--seed", 3, "--out", tmp_path / "out", "--copies", 2, "--objects-per-image", 1, 2]  # fmt: skip
+            "--seed", 3, "--out", tmp_path / "out"]  # fmt: skip
     p = script("paste.py", "--method", "nope", *args)
     assert p.returncode == 2 and "invalid choice: 'nope'" in p.stderr and "Traceback" not in p.stderr
-    p = script("paste.py", "--method", "random", *args, "--blend", "hard")
+    p = script("paste.py", "--method", "random", *args, "--options-json", '{"copies": 2, "bogus": 1}')
+    assert p.returncode == 2 and "paste.random: unknown option(s) ['bogus']" in p.stderr
+    p = script("paste.py", "--method", "random", *args,
+               "--options-json", '{"copies": 2, "objects_per_image": [1, 2], "blend": "hard"}')  # fmt: skip
     assert p.returncode == 0, p.stderr
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert s["images_written"] == 6 and s["method"] == "random"
@@ -368,3 +371,49 @@ def test_paste_output_options(data, tmp_path):
         OutputOptions(compress_level=10)
     with pytest.raises(SegaugError, match="image_format"):
         OutputOptions(image_format="webp")
+
+
+def test_paste_options_defaults_live_once_and_the_schema_agrees():
+    """PasteOptions / SigtorOptions hold the defaults; the schema's `default:`s equal them."""
+    import yaml
+
+    from conftest import ROOT
+    from segaug.paste.options import PasteOptions, SigtorOptions
+
+    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+    blocks = {"random": schema["definitions"]["paste_method"], "sigtor": schema["properties"]["paste"]["properties"]["sigtor"]}
+    for name, cls in (("random", PasteOptions), ("sigtor", SigtorOptions)):
+        props = blocks[name]["properties"]
+        assert set(props) == set(cls().to_dict()), name  # every option in the schema, and no other
+        for key, spec in props.items():
+            assert spec.get("default") == cls().to_dict()[key], (name, key)
+    s = SigtorOptions.from_config({"copies": 2}, "paste.sigtor")  # SIGtor's own defaults apply
+    assert (s.blend, s.objects_per_image, s.scale_range) == ("poisson", (2, 4), (0.5, 2.0))
+    assert PasteOptions.from_config({"feather_px": 1}).feather_px == 1.0  # a float, as before
+    with pytest.raises(SegaugError, match=r"paste.random.scale_range must be \[min, max\] with 0 < min"):
+        PasteOptions.from_config({"scale_range": [2, 1]}, "paste.random")
+
+
+def test_a_toy_paste_method_is_one_function_and_one_registry_line(tmp_path, monkeypatch):
+    from segaug.paste import methods
+
+    root = tmp_path / "data"
+    ids = make_dataset(root, n=3)
+    build_pool(root, ids, TABLE, ["car"], 0.05, 10, False, tmp_path / "pool")
+    seen = {}
+
+    def paste_nothing(job):  # a method that pastes nothing: it writes the source images again
+        seen.update(options=job.options, sections=job.sections, ids=list(job.ids))
+        return methods.paste_with_placer(job, methods.make_placer("random"))
+
+    monkeypatch.setitem(methods.PASTE_METHODS, "toy", methods.PasteMethod("toy", paste_nothing))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paste_script", ROOT / "scripts/paste.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--method", "toy", "--dataset-root", str(root), "--split-list", str(root / "sets/train.txt"),
+              "--pool", str(tmp_path / "pool"), "--seed", "0", "--out", str(tmp_path / "out"),
+              "--options-json", '{"copies": 2}'])  # fmt: skip
+    assert seen["options"].copies == 2 and seen["sections"] == {}
+    assert json.loads((tmp_path / "out/summary.json").read_text())["images_written"] == 2 * len(seen["ids"])

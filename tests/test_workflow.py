@@ -70,7 +70,8 @@ def test_thesis_config_plans_the_comparison(tmp_path):
     counts = job_counts(p.stdout)
     assert counts["train"] == counts["evaluate"] == 7 * SEEDS
     assert counts["paste"] == 4 * SEEDS and counts["thesis_table"] == 1
-    assert "--kind vaihingen --root /data/ISPRS/Vaihingen --patch-size 512 --stride 512" in p.stdout
+    # the dataset's config block reaches its kind's prepare() as one JSON argument
+    assert '"kind": "vaihingen", "patch_size": 512, "path": "/data/ISPRS/Vaihingen", "stride": 512' in p.stdout
     assert "GEMINI_API_KEY" in p.stdout and "--method vlm" in p.stdout
 
 

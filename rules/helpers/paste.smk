@@ -29,32 +29,12 @@ def surfaces_inputs(wildcards):
 
 
 def paste_args(wildcards, input):
-    p = config["paste"][wildcards.method]
-    flags = {
-        "copies": "--copies",
-        "objects_per_image": "--objects-per-image",
-        "scale_range": "--scale-range",
-        "flip_prob": "--flip-prob",
-        "blend": "--blend",
-        "feather_px": "--feather-px",
-        "image_format": "--image-format",
-        "compress_level": "--compress-level",
-    }
-    out = []
-    for key, flag in flags.items():
-        if key in p:
-            v = p[key]
-            out.append(
-                f"{flag} " + (" ".join(map(str, v)) if isinstance(v, list) else str(v))
-            )
+    """The method's config block as one JSON argument, plus the sections it reads."""
+    out = [f"--options-json {jarg(config['paste'][wildcards.method])}"]
     if wildcards.method in ("context", "vlm"):
         out.append(f"--context-json {jarg(config['context'])}")
         if "surfaces" in input.keys():
             out.append(f"--surfaces {input.surfaces}")
     if wildcards.method == "vlm":
         out.append(f"--vlm-json {jarg(config['vlm'])}")
-    if wildcards.method == "sigtor":
-        extra = {k: p[k] for k in ("jitter", "blur_prob", "min_area") if k in p}
-        if extra:
-            out.append(f"--placer-args {jarg(extra)}")
     return " ".join(out)

@@ -1,4 +1,10 @@
-"""Paste methods by name: the placer each one uses, built from the config sections it needs.
+"""Paste methods: one registry line each (:data:`PASTE_METHODS`).
+
+A method is its options class (:mod:`segaug.paste.options`, defaults in one place), the config
+sections it reads besides its own block, and a ``paste(job)`` function that writes the pasted
+set. ``scripts/paste.py`` dispatches through the registry. To add a method: a module with its
+``paste(job)``, its block under ``paste`` in ``config/schema.yaml``, and a
+:func:`register_method` line at the end of this module.
 
 - ``random``  :class:`~segaug.paste.placement.RandomPlacer` (no context)
 - ``context`` :class:`~segaug.paste.context.ContextPlacer`: surface rules (``context`` section)
@@ -14,15 +20,16 @@ open-vocabulary maps cached in ``surfaces_dir`` for the others
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 from segaug.data.canonical import ClassTable
 from segaug.errors import SegaugError
 from segaug.paste.context import ContextPlacer, SurfaceContext, VLMPlacer, parse_rules
+from segaug.paste.options import PasteOptions, SigtorOptions
 from segaug.paste.placement import make_placer
 
-METHODS = ("random", "context", "vlm", "sigtor")
 VLM_KEYS = ("provider", "model", "base_url", "api_key_env", "timeout_s", "max_retries", "budget",
             "n_points", "cache_dir", "max_new_tokens", "max_tokens", "structured", "answer_format",
             "coordinates", "min_pixels", "max_pixels", "min_vlm_share", "allow_all_fallback")  # fmt: skip
@@ -99,7 +106,7 @@ def build_placer(
     if method == "random":
         return make_placer("random", **placer_args)
     if method not in ("context", "vlm"):
-        raise SegaugError(f"unknown paste method {method!r}; known: {', '.join(METHODS)}")
+        raise SegaugError(f"paste method {method!r} has no placer; placers: random, context, vlm")
     ctx = surface_context(context_cfg, table, surfaces_dir)
     rule_based = ContextPlacer(ctx, max_tries=int((context_cfg or {}).get("max_tries", 50)), **placer_args)
     if method == "context":
@@ -109,3 +116,92 @@ def build_placer(
     return VLMPlacer(ctx, vlm_client(vlm_cfg), legend, table.colorize, fallback=rule_based,
                      min_vlm_share=float(vlm_cfg.get("min_vlm_share", MIN_VLM_SHARE)),
                      allow_all_fallback=bool(vlm_cfg.get("allow_all_fallback", False)))  # fmt: skip
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@dataclass
+class PasteJob:
+    """Everything a paste method gets: the split, the pool, the seed, where to write, its
+    options, and the config sections it asked for (``sections``)."""
+
+    dataset_root: Path
+    ids: Sequence[str]
+    pool: Sequence
+    seed: int
+    out: Path
+    table: ClassTable
+    options: PasteOptions
+    sections: dict
+    surfaces_dir: Path | None = None
+    workers: int = 1
+
+    def output(self):
+        from segaug.paste.output import OutputOptions
+
+        return OutputOptions(self.options.image_format, self.options.compress_level)
+
+
+@dataclass(frozen=True)
+class PasteMethod:
+    name: str
+    paste: Callable[[PasteJob], dict]
+    options: type[PasteOptions] = PasteOptions
+    sections: tuple[str, ...] = ()  # config sections it reads besides paste.<name>
+
+
+PASTE_METHODS: dict[str, PasteMethod] = {}
+
+
+def register_method(method: PasteMethod) -> PasteMethod:
+    PASTE_METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> PasteMethod:
+    try:
+        return PASTE_METHODS[name]
+    except KeyError:
+        raise SegaugError(f"unknown paste method {name!r}; known: {', '.join(PASTE_METHODS)}") from None
+
+
+def paste_with_placer(job: PasteJob, placer) -> dict:
+    """random, context and vlm: one placer puts objects one at a time (segaug.paste.pipeline)."""
+    from segaug.paste.pipeline import paste_dataset
+
+    o = job.options
+    return paste_dataset(
+        job.dataset_root, job.ids, job.pool, placer, job.seed, job.out, copies_per_image=o.copies,
+        objects_per_image=o.objects_per_image, scale_range=o.scale_range, flip_prob=o.flip_prob,
+        blend=o.blend, feather_px=o.feather_px, class_table=job.table, output=job.output(),
+        workers=job.workers,
+    )  # fmt: skip
+
+
+def _placer(name: str) -> Callable[[PasteJob], dict]:
+    def paste(job: PasteJob) -> dict:
+        s = job.sections
+        return paste_with_placer(job, build_placer(name, job.table, s.get("context"), s.get("vlm"), job.surfaces_dir))
+
+    return paste
+
+
+def paste_sigtor(job: PasteJob) -> dict:
+    """SIGtor-style packing builds whole images itself (segaug.paste.sigtor)."""
+    from segaug.paste.sigtor import sigtor_dataset
+
+    o = job.options
+    return sigtor_dataset(
+        job.dataset_root, job.ids, job.pool, job.seed, job.out, objects_per_image=o.objects_per_image,
+        blend=o.blend, copies_per_image=o.copies, feather_px=o.feather_px, flip_prob=o.flip_prob,
+        scale_range=o.scale_range, jitter=o.jitter, blur_prob=o.blur_prob, min_area=o.min_area,
+        class_table=job.table, output=job.output(), workers=job.workers,
+    )  # fmt: skip
+
+
+register_method(PasteMethod("random", _placer("random")))
+register_method(PasteMethod("context", _placer("context"), sections=("context",)))
+register_method(PasteMethod("vlm", _placer("vlm"), sections=("context", "vlm")))
+register_method(PasteMethod("sigtor", paste_sigtor, SigtorOptions))
+METHODS = tuple(PASTE_METHODS)
