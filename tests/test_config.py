@@ -86,3 +86,12 @@ def test_variant_plan_names():
     assert plan.variant_plan({"balance": True}) == "balance-auto"
     assert plan.variant_plan({"balance": True, "n_balance": 41}) == "balance-41"
     assert plan.variant_plan({"balance": False, "copies": 2}) == "uniform-2"
+
+
+def test_training_defaults_live_once_and_the_schema_agrees():
+    from segaug.train.loop import TRAIN_DEFAULTS
+
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]["train"]["properties"]
+    assert set(schema) == set(TRAIN_DEFAULTS) - {"threads"}  # threads come from the profile
+    for key, spec in schema.items():
+        assert spec.get("default", "missing") == TRAIN_DEFAULTS[key], key
