@@ -120,8 +120,10 @@ def test_configs_need_no_compiled_op_and_match_mmseg_counts(mmseg_py):
         for name, cfg in {MODELS!r}.items():
             m = mb.mmseg_config(cfg, 21, None, (64, 64)).model.to_dict()
             model = mb.build_segmentor(m, init_weights=True)
-            x, y = torch.randn(3, 64, 64), torch.randint(0, 21, (64, 64))
-            data = model.data_preprocessor(mb.collate([(x, y, 0), (x, y, 1)]), True)
+            # the data stream's samples: uint8 HWC image, label, position, content size
+            x = torch.randint(0, 256, (64, 64, 3), dtype=torch.uint8)
+            y, hw = torch.randint(0, 21, (64, 64)), torch.tensor([64, 64])
+            data = model.data_preprocessor(mb.collate([(x, y, 0, hw), (x, y, 1, hw)]), True)
             loss = sum(v for k, v in model(**data, mode="loss").items() if "loss" in k)
             loss.backward()
             logits = mb.MMSegLogits(model.eval(), 8)(torch.randn(1, 3, 64, 64))

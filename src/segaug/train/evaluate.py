@@ -36,19 +36,24 @@ def read_model_file(path: str | Path) -> dict:
     return meta
 
 
-def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model of a model file (no weight download); returns (model in eval mode, dict)."""
-    from segaug.train.models import create_model
-
-    meta = read_model_file(path)
+def model_from_meta(meta: dict, device: str = "cpu") -> torch.nn.Module:
+    """The model of a model file's dict, in eval mode on ``device`` (either backend; no weight
+    download: the trained weights replace the pretrained ones)."""
     if meta.get("backend") == "mmseg":
         from segaug.train import mmseg_backend
 
-        return mmseg_backend.load_model(meta).to(device).eval(), meta
-    cfg = {**meta["model_cfg"], "encoder_weights": None}  # the trained weights replace them
-    model = create_model(cfg, int(meta["num_classes"]))
+        return mmseg_backend.load_model(meta).to(device).eval()
+    from segaug.train.models import create_model
+
+    model = create_model({**meta["model_cfg"], "encoder_weights": None}, int(meta["num_classes"]))
     model.load_state_dict(meta["state_dict"])
-    return model.to(device).eval(), meta
+    return model.to(device).eval()
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model of a model file; returns (model in eval mode, the file's dict)."""
+    meta = read_model_file(path)
+    return model_from_meta(meta, device), meta
 
 
 def size_batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
@@ -98,7 +103,7 @@ def evaluate(
     from torch.utils.data import DataLoader
 
     from segaug.train.data import SegDataset
-    from segaug.train.models import create_model, pad_multiple, predict_whole, resolve_device
+    from segaug.train.models import pad_multiple, predict_whole, resolve_device
     from segaug.train.transforms import ValTransform, to_model_input
 
     dev = resolve_device(device)
@@ -114,9 +119,7 @@ def evaluate(
             f"{model_path}: model classes {names} differ from the dataset's class table "
             f"{list(class_table.names)}"
         )
-    model = create_model({**meta["model_cfg"], "encoder_weights": None}, int(meta["num_classes"]))
-    model.load_state_dict(meta["state_dict"])
-    model = model.to(dev).eval()
+    model = model_from_meta(meta, dev)
     if test_scale == "model":
         test_scale = meta.get("test_scale")
     ds = SegDataset(samples, class_table.num_classes, ValTransform(test_scale))

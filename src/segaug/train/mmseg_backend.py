@@ -258,12 +258,16 @@ def load_model(meta: dict) -> MMSegLogits:
 
 
 def collate(batch):
-    """(image, label, position) tensors -> mmseg's ``{"inputs", "data_samples"}``."""
+    """(uint8 image, label, position, content size) samples -> mmseg's ``{"inputs",
+    "data_samples"}``, the images normalised here (what the smp backend does on the device)."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
+    from segaug.train.transforms import to_model_input
+
     inputs, samples = [], []
-    for x, y, g in batch:
+    for image, y, g, hw in batch:
+        x = to_model_input(image[None], hw[None])[0]
         h, w = x.shape[-2:]
         ds = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
                                          position=int(g)))  # fmt: skip
@@ -283,8 +287,11 @@ def validate(model: torch.nn.Module, loader, num_classes: int, class_names, mult
     was_training = model.training
     model.eval()
     meter = ConfusionMeter(num_classes)
-    for x, y, _ in loader:
-        logits = predict_whole(model, x.to(device), multiple, out_size=y.shape[-2:])
+    from segaug.train.transforms import to_model_input
+
+    for image, y, _, hw in loader:
+        x = to_model_input(image.to(device), hw)
+        logits = predict_whole(model, x, multiple, out_size=y.shape[-2:])
         meter.update(logits.argmax(1).cpu().numpy(), y.numpy())
     model.train(was_training)
     return scores(meter.conf, class_names)
