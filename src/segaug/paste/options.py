@@ -25,7 +25,9 @@ class PasteOptions:
     scale_range: tuple[float, float] = (0.75, 1.25)  # object scale factor range
     flip_prob: float = 0.5  # horizontal flip probability per object
     blend: str = "feather"  # hard | feather | poisson
-    feather_px: float = 2.0  # feather width (blend: feather)
+    # feather width (blend: feather); a given value is a float, the default the int 2 as the
+    # command line always gave it (summary.json records it: same bytes as before)
+    feather_px: float = 2
     image_format: str = "source"  # pasted images: their source's format, or png / jpg
     compress_level: int = 1  # PNG zlib level of images and labels (0-9)
 
@@ -85,13 +87,15 @@ class SigtorOptions(PasteOptions):
             raise SegaugError(f"{where}: jitter >= 0, blur_prob in [0, 1] and min_area >= 1 please")
 
 
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
 def _cast(cls, key: str, value):
-    """The type the option has (what the command line used to give: floats stay floats)."""
-    default = getattr(cls(), key)
-    if isinstance(default, tuple):
+    """The value as the option's declared type (floats stay floats, as on the command line)."""
+    kind = next(f.type for f in fields(cls) if f.name == key)
+    if kind.startswith("tuple["):
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ValueError(f"{key} must be a [min, max] pair, got {value!r}")
-        return tuple(type(default[0])(v) for v in value)
-    if isinstance(default, bool):
-        return bool(value)
-    return type(default)(value)
+        item = _TYPES[kind[len("tuple[") :].split(",")[0].strip()]
+        return tuple(item(v) for v in value)
+    return _TYPES[kind](value)
