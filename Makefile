@@ -39,7 +39,7 @@ $(MMSEG_VENV)/.installed: envs/mmseg.yaml | $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --configfile config/demo.yaml
 
-test: setup
+test: setup lint
 	$(VENV)/bin/pytest -q
 
 bench: setup
@@ -57,8 +57,10 @@ bench: setup
 	$(PY) benchmarks/bench_sdxl_gpu.py --dry-run
 
 lint: setup
-	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile rules/
+	$(VENV)/bin/snakemake --lint
 
 dag: setup
 	$(VENV)/bin/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg

@@ -47,32 +47,40 @@ def main():
     args = ap.parse_args()
     _stub_mmcv_ext()
     import cv2
+    import mmseg.datasets.transforms  # noqa: F401  (registers the transforms)
     import numpy as np
     import torch
     from mmcv.transforms import Compose
-
-    import mmseg.datasets.transforms  # noqa: F401  (registers the transforms)
     from mmseg.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    pipeline = Compose([  # configs/_base_/datasets/pascal_voc12.py, train_pipeline
-        dict(type="LoadImageFromFile"),
-        dict(type="LoadAnnotations"),
-        dict(type="RandomResize", scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
-        dict(type="RandomCrop", crop_size=(512, 512), cat_max_ratio=0.75),
-        dict(type="RandomFlip", prob=0.5),
-        dict(type="PhotoMetricDistortion"),
-        dict(type="PackSegInputs"),
-    ])
+    pipeline = Compose(
+        [  # configs/_base_/datasets/pascal_voc12.py, train_pipeline
+            dict(type="LoadImageFromFile"),
+            dict(type="LoadAnnotations"),
+            dict(type="RandomResize", scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+            dict(type="RandomCrop", crop_size=(512, 512), cat_max_ratio=0.75),
+            dict(type="RandomFlip", prob=0.5),
+            dict(type="PhotoMetricDistortion"),
+            dict(type="PackSegInputs"),
+        ]
+    )
     ids = [i for i in open(args.ids).read().split() if i]
     np.random.seed(args.seed)
     import random
 
     random.seed(args.seed)
-    items = [dict(img_path=f"{args.root}/images/{i}.jpg", seg_map_path=f"{args.root}/labels/{i}.png",
-                  reduce_zero_label=False, seg_fields=[]) for i in ids]  # fmt: skip
+    items = [
+        dict(
+            img_path=f"{args.root}/images/{i}.jpg",
+            seg_map_path=f"{args.root}/labels/{i}.png",
+            reduce_zero_label=False,
+            seg_fields=[],
+        )
+        for i in ids
+    ]
     pipeline(dict(items[0]))  # warm-up
     c0, t0 = time.process_time(), time.perf_counter()
     n = 0
@@ -81,8 +89,7 @@ def main():
             out = pipeline(dict(it))
             assert out["inputs"].dtype == torch.uint8
             n += 1
-    print(json.dumps({"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0,
-                      "images": n}))  # fmt: skip
+    print(json.dumps({"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0, "images": n}))
 
 
 if __name__ == "__main__":

@@ -40,13 +40,16 @@ def main():
     import random
 
     random.seed(0)
-    ns = argparse.Namespace(source_ann_file=args.ann, destn_dir=args.out,
-                            mask_image_dirs=args.masks, total_new_imgs=args.n,
-                            bckgrnd_imgs_dir=os.path.join(args.sigtor, "Datasets", "BackgroundImages"))  # fmt: skip
+    ns = argparse.Namespace(
+        source_ann_file=args.ann,
+        destn_dir=args.out,
+        mask_image_dirs=args.masks,
+        total_new_imgs=args.n,
+        bckgrnd_imgs_dir=os.path.join(args.sigtor, "Datasets", "BackgroundImages"),
+    )
     c0, t0 = time.process_time(), time.perf_counter()
     sig.main(ns)
-    print(json.dumps({"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0,
-                      "images": args.n}))  # fmt: skip
+    print(json.dumps({"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0, "images": args.n}))
 
 
 if __name__ == "__main__":

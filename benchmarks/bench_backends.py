@@ -21,8 +21,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,13 +74,15 @@ def mmseg_step_fn(cfg, num_classes, crop):
     model = mb.build_segmentor(m, init_weights=True).train()
 
     def loss_fn(x, y):
-        data = model.data_preprocessor(mb.collate([(a, b, i) for i, (a, b) in enumerate(zip(x, y))]),
-                                       True)  # fmt: skip
+        data = model.data_preprocessor(mb.collate([(a, b, i) for i, (a, b) in enumerate(zip(x, y))]), True)
         losses = model(**data, mode="loss")
         return sum(v for k, v in losses.items() if "loss" in k)
 
-    parts = {k: nparams(getattr(model, k)) for k in ("backbone", "decode_head", "auxiliary_head")
-             if getattr(model, k, None) is not None}  # fmt: skip
+    parts = {
+        k: nparams(getattr(model, k))
+        for k in ("backbone", "decode_head", "auxiliary_head")
+        if getattr(model, k, None) is not None
+    }
     parts["total"] = nparams(model)
     return model, loss_fn, parts
 
@@ -114,7 +116,7 @@ def main():
         x = torch.randn(args.batch, 3, *crop, device=args.device)
         y = torch.randint(0, nc, (args.batch, *crop), device=args.device)
         times = []
-        for i in range(1 + args.steps):
+        for _ in range(1 + args.steps):
             if args.device == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
@@ -125,9 +127,12 @@ def main():
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
         results[name] = {"params": parts, "s_per_step": sum(times[1:]) / args.steps}
-        print(f"{args.backend} {name}: {results[name]['s_per_step']:.2f} s/step "
-              f"(batch {args.batch}, crop {args.crop}, {args.threads} thread(s), {args.device}); "
-              f"params {parts}", flush=True)  # fmt: skip
+        print(
+            f"{args.backend} {name}: {results[name]['s_per_step']:.2f} s/step "
+            f"(batch {args.batch}, crop {args.crop}, {args.threads} thread(s), {args.device}); "
+            f"params {parts}",
+            flush=True,
+        )
     print(json.dumps(results))
 
 

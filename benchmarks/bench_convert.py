@@ -86,7 +86,7 @@ def throughput(n: int) -> None:
             rows.append((f"convert_voc, every file verified, {workers} thread(s)", time.perf_counter() - t, workers))
         print(f"conversion of {n} VOC-sized images (500x375), {os.cpu_count()} CPUs here")
         base = rows[0][1]
-        for what, s, w in rows:
+        for what, s, _ in rows:
             print(f"  {what:58s} {n / s:7.1f} images/s  ({s / base:4.1f}x the copy's time)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -154,8 +154,19 @@ def first_error_seconds() -> None:
             cfg["context"]["rules"]["boat"]["surfaces"] = ["building"]
             cfg["table1"]["splits"], cfg["ablations"]["split"], cfg["thesis"]["split"] = ["s"], "s", "s"
             (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-            cmd = [str(snakemake), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp), "results/demo/mine/s/pool",
-                   "--cores", "1", "--show-failed-logs", "--configfile", str(tmp / "cfg.yaml")]  # fmt: skip
+            cmd = [
+                str(snakemake),
+                "-s",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                str(tmp),
+                "results/demo/mine/s/pool",
+                "--cores",
+                "1",
+                "--show-failed-logs",
+                "--configfile",
+                str(tmp / "cfg.yaml"),
+            ]
             env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
             t = time.perf_counter()
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

@@ -39,7 +39,9 @@ def main(repeats: int = 3) -> None:
         local = sum(n for rule, n in counts.items() if rule in local_rules())
         grouped = snakemake("-n", "--executor", "slurm", "--jobs", "10", *GROUPS, cwd=tmp)
         group_jobs = len(re.findall(r"Group job train_eval", grouped))
-    print(f"snakemake -n (paper config): best {min(times):.2f} s, mean {sum(times) / len(times):.2f} s over {repeats} runs")
+    print(
+        f"snakemake -n (paper config): best {min(times):.2f} s, mean {sum(times) / len(times):.2f} s over {repeats} runs"
+    )
     print(f"jobs planned: {total} ({', '.join(f'{r} {n}' for r, n in counts.items())})")
     submitted = total - local
     print(f"submitted to the cluster: {submitted} (the other {local} are localrules on the submit host)")

@@ -25,15 +25,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
 
-from segaug.data.canonical import ClassTable, load_pair, samples, voc_palette, write_label  # noqa: E402
-from segaug.train.evaluate import evaluate, image_size, read_model_file, size_batches  # noqa: E402
-from segaug.train.loop import MODEL_FORMAT  # noqa: E402
-from segaug.train.models import create_model, pad_multiple  # noqa: E402
-from segaug.train.transforms import normalize  # noqa: E402
+from segaug.data.canonical import ClassTable, load_pair, samples, voc_palette, write_label
+from segaug.train.evaluate import evaluate, image_size, read_model_file, size_batches
+from segaug.train.loop import MODEL_FORMAT
+from segaug.train.models import create_model, pad_multiple
+from segaug.train.transforms import normalize
 
 NC = 7
 
@@ -69,9 +69,17 @@ def main(argv=None):
         ids = dataset(root, args.images)
         torch.manual_seed(0)
         model = create_model(cfg, NC).eval()
-        torch.save({"format": MODEL_FORMAT, "model_cfg": cfg, "num_classes": NC,
-                    "class_names": list(table.names), "state_dict": model.state_dict(),
-                    "test_scale": None}, root / "model.pt")  # fmt: skip
+        torch.save(
+            {
+                "format": MODEL_FORMAT,
+                "model_cfg": cfg,
+                "num_classes": NC,
+                "class_names": list(table.names),
+                "state_dict": model.state_dict(),
+                "test_scale": None,
+            },
+            root / "model.pt",
+        )
         va = samples(root, ids)
         batches = size_batches([image_size(s.image) for s in va], args.batch)
         pairs = [load_pair(s) for s in va]
@@ -119,16 +127,21 @@ def main(argv=None):
     def ratio(a, b):
         return float(np.median(np.divide(res[a], res[b])))
 
-    print(f"evaluation, {args.arch}/{args.encoder}, {args.images} JPEGs 500x375/375x500 at their "
-          f"size, one core, {args.rounds} interleaved rounds (images per CPU-second, median):")  # fmt: skip
+    print(
+        f"evaluation, {args.arch}/{args.encoder}, {args.images} JPEGs 500x375/375x500 at their "
+        f"size, one core, {args.rounds} interleaved rounds (images per CPU-second, median):"
+    )
     print(f"  bare forward loop          {med('bare'):6.2f} img/CPU-s")
-    print(f"  segaug evaluate, batch {args.batch:<3d} {med('segaug'):6.2f} img/CPU-s   "
-          f"segaug/bare {ratio('segaug', 'bare'):.3f}x")  # fmt: skip
-    print(f"  before (batch 1, re-read)  {med('before'):6.2f} img/CPU-s   "
-          f"before/bare {ratio('before', 'bare'):.3f}x")  # fmt: skip
-    print(f"  segaug per image once started (marginal rate; start-up {med('startup'):.2f} s: read "
-          f"the model file, build the model): {med('steady'):.2f} img/CPU-s, "
-          f"{ratio('steady', 'bare'):.3f}x bare")  # fmt: skip
+    print(
+        f"  segaug evaluate, batch {args.batch:<3d} {med('segaug'):6.2f} img/CPU-s   "
+        f"segaug/bare {ratio('segaug', 'bare'):.3f}x"
+    )
+    print(f"  before (batch 1, re-read)  {med('before'):6.2f} img/CPU-s   before/bare {ratio('before', 'bare'):.3f}x")
+    print(
+        f"  segaug per image once started (marginal rate; start-up {med('startup'):.2f} s: read "
+        f"the model file, build the model): {med('steady'):.2f} img/CPU-s, "
+        f"{ratio('steady', 'bare'):.3f}x bare"
+    )
 
 
 if __name__ == "__main__":

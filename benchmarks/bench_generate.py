@@ -21,11 +21,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # keep the figures readable
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from segaug.generative import tiny_sdxl  # noqa: E402
-from segaug.generative.pipelines import Generator, GenJob, generation_size  # noqa: E402
+from segaug.generative import tiny_sdxl
+from segaug.generative.pipelines import Generator, GenJob, generation_size
 
 H, W = 375, 500
 
@@ -40,11 +40,7 @@ def jobs(n: int, seed0: int = 0) -> list[GenJob]:
         prior = np.zeros((H, W), np.uint8)
         prior[rng.integers(0, H, 6), :] = 255
         prior[:, rng.integers(0, W, 6)] = 255
-        out.append(
-            GenJob(
-                image=image, prompt=f"a photo of a dog and a chair, number {i}", seed=seed0 + i, prior=prior
-            )
-        )
+        out.append(GenJob(image=image, prompt=f"a photo of a dog and a chair, number {i}", seed=seed0 + i, prior=prior))
     return out
 
 

@@ -24,9 +24,7 @@ from segaug.paste import BalancedObjectSampler, RandomPlacer, paste_dataset, pas
 from segaug.pool import build_pool, load_pool
 
 H, W = 375, 500
-TABLE = ClassTable(
-    ("background", "bottle", "chair", "road"), ((0, 0, 0), (128, 0, 0), (0, 128, 0), (90, 90, 90))
-)
+TABLE = ClassTable(("background", "bottle", "chair", "road"), ((0, 0, 0), (128, 0, 0), (0, 128, 0), (90, 90, 90)))
 
 
 def synthetic_dataset(root: Path, n: int) -> list[str]:
@@ -65,8 +63,10 @@ def main(argv=None) -> None:
         pool = load_pool(tmp / "pool", eager=True)
         pairs = [load_pair(s) for s in samples(tmp / "data", ids)]
         sizes = np.array([o.area for o in pool])
-        print(f"{args.images} images {W}x{H}, pool of {len(pool)} objects "
-              f"(median area {int(np.median(sizes))} px), 2 objects per image, scale 0.75-1.25")  # fmt: skip
+        print(
+            f"{args.images} images {W}x{H}, pool of {len(pool)} objects "
+            f"(median area {int(np.median(sizes))} px), 2 objects per image, scale 0.75-1.25"
+        )
         sampler, placer = BalancedObjectSampler(pool), RandomPlacer()
         for blend in ("feather", "hard"):
             best = float("inf")
@@ -76,18 +76,28 @@ def main(argv=None) -> None:
                     rng = np.random.default_rng([r, i])
                     paste_image(rng, img, lab, sampler, placer, (2, 2), (0.75, 1.25), 0.5, blend, 2)
                 best = min(best, time.perf_counter() - t0)
-            print(
-                f"compose    {blend:7s}: {len(pairs) / best:8.1f} images/s  ({1e3 * best / len(pairs):.2f} ms/image)"
-            )
+            print(f"compose    {blend:7s}: {len(pairs) / best:8.1f} images/s  ({1e3 * best / len(pairs):.2f} ms/image)")
         for blend in ("feather", "hard"):
             best = float("inf")
             for r in range(args.repeats):
                 t0 = time.perf_counter()
-                paste_dataset(tmp / "data", ids, pool, placer, r, tmp / f"out_{blend}", objects_per_image=(2, 2),
-                              blend=blend, feather_px=2, class_table=TABLE)  # fmt: skip
+                paste_dataset(
+                    tmp / "data",
+                    ids,
+                    pool,
+                    placer,
+                    r,
+                    tmp / f"out_{blend}",
+                    objects_per_image=(2, 2),
+                    blend=blend,
+                    feather_px=2,
+                    class_table=TABLE,
+                )
                 best = min(best, time.perf_counter() - t0)
-            print(f"end to end {blend:7s}: {len(ids) / best:8.1f} images/s  ({1e3 * best / len(ids):.2f} ms/image, "
-                  "read + paste + write PNGs)")  # fmt: skip
+            print(
+                f"end to end {blend:7s}: {len(ids) / best:8.1f} images/s  ({1e3 * best / len(ids):.2f} ms/image, "
+                "read + paste + write PNGs)"
+            )
 
 
 if __name__ == "__main__":

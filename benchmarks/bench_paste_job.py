@@ -37,9 +37,9 @@ sys.path.insert(0, str(HERE))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_paste import TABLE, synthetic_dataset  # noqa: E402
 
 import segaug.paste.sigtor as sigtor_mod  # noqa: E402
-from bench_paste import TABLE, synthetic_dataset  # noqa: E402
 from segaug.data.canonical import read_label, write_image, write_label  # noqa: E402
 from segaug.pool import build_pool, load_pool  # noqa: E402
 
@@ -93,8 +93,11 @@ def sigtor_inputs(root: Path, ids, work: Path) -> tuple[Path, Path]:
 
 
 def run_sigtor(sigtor_dir, ann, masks, out, n):
-    p = subprocess.run([sys.executable, str(HERE / "_sigtor_fast.py"), str(sigtor_dir), str(ann),
-                        str(masks), str(out), str(n)], capture_output=True, text=True)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, str(HERE / "_sigtor_fast.py"), str(sigtor_dir), str(ann), str(masks), str(out), str(n)],
+        capture_output=True,
+        text=True,
+    )
     if p.returncode:
         raise RuntimeError(f"SIGtor failed:\n{p.stderr[-2000:]}")
     r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -126,10 +129,15 @@ def main(argv=None):
                 res["workers"].append(run_job(tmp / "data", ids, pool, tmp / f"w{r}", args.workers))
             if have_sigtor:
                 res["sigtor"].append(run_sigtor(args.sigtor, ann, masks, tmp / f"s{r}", len(ids)))
-        same = all(
-            (tmp / "a0" / d / f).read_bytes() == (tmp / "w0" / d / f).read_bytes()
-            for d in ("images", "labels") for f in os.listdir(tmp / "a0" / d)
-        ) if args.workers > 1 else None  # fmt: skip
+        same = (
+            all(
+                (tmp / "a0" / d / f).read_bytes() == (tmp / "w0" / d / f).read_bytes()
+                for d in ("images", "labels")
+                for f in os.listdir(tmp / "a0" / d)
+            )
+            if args.workers > 1
+            else None
+        )
 
     def med(k, j):
         return float(np.median([v[j] for v in res[k]]))
@@ -137,20 +145,28 @@ def main(argv=None):
     def ratio(a, b, j):
         return float(np.median([x[j] / y[j] for x, y in zip(res[a], res[b])]))
 
-    print(f"paste job (sigtor, feather, 2-4 draws), {args.images} images 500x375, "
-          f"{args.rounds} interleaved rounds; images/s wall, and per core (per CPU-second):")  # fmt: skip
+    print(
+        f"paste job (sigtor, feather, 2-4 draws), {args.images} images 500x375, "
+        f"{args.rounds} interleaved rounds; images/s wall, and per core (per CPU-second):"
+    )
     print(f"  segaug, 1 process          {med('segaug', 0):6.1f} img/s  {med('segaug', 1):6.1f} per core")
-    print(f"  before issue 13, 1 process {med('before', 0):6.1f} img/s  {med('before', 1):6.1f} per core"
-          f"   segaug/before {ratio('segaug', 'before', 0):.2f}x")  # fmt: skip
+    print(
+        f"  before issue 13, 1 process {med('before', 0):6.1f} img/s  {med('before', 1):6.1f} per core"
+        f"   segaug/before {ratio('segaug', 'before', 0):.2f}x"
+    )
     if res["workers"]:
-        print(f"  segaug, {args.workers} workers"
-              f"{' ' * max(1, 19 - len(str(args.workers)))}{med('workers', 0):6.1f} img/s"
-              f"  {med('workers', 1):6.1f} per core   speed-up {ratio('workers', 'segaug', 0):.2f}x "
-              f"on {args.workers} processes ({os.cpu_count()} cores here); same bytes: {same}")  # fmt: skip
+        print(
+            f"  segaug, {args.workers} workers"
+            f"{' ' * max(1, 19 - len(str(args.workers)))}{med('workers', 0):6.1f} img/s"
+            f"  {med('workers', 1):6.1f} per core   speed-up {ratio('workers', 'segaug', 0):.2f}x "
+            f"on {args.workers} processes ({os.cpu_count()} cores here); same bytes: {same}"
+        )
     if res["sigtor"]:
-        print(f"  SIGtor fast (SP, no post)  {med('sigtor', 0):6.1f} img/s  {med('sigtor', 1):6.1f} per core"
-              f"   segaug/SIGtor {ratio('segaug', 'sigtor', 0):.2f}x single-process"
-              f" (before: {ratio('before', 'sigtor', 0):.2f}x)")  # fmt: skip
+        print(
+            f"  SIGtor fast (SP, no post)  {med('sigtor', 0):6.1f} img/s  {med('sigtor', 1):6.1f} per core"
+            f"   segaug/SIGtor {ratio('segaug', 'sigtor', 0):.2f}x single-process"
+            f" (before: {ratio('before', 'sigtor', 0):.2f}x)"
+        )
     else:
         print(f"  SIGtor: reference not installed ({args.sigtor}; set --sigtor or SIGTOR_DIR)")
 

@@ -80,9 +80,11 @@ def main(argv=None) -> None:
     scenes = [synthetic_scene(s) for s in range(8)]
     objects = [synthetic_object(100 + s) for s in range(12)]
     occupied = [np.isin(lab, [1, 2]) for _, lab in scenes]
-    print(f"{W}x{H}, {n} images per repeat, best of {args.repeats}, "
-          f"{args.threads} OpenCV thread(s); "
-          f"occupied {100 * np.mean([o.mean() for o in occupied]):.1f}% of pixels")  # fmt: skip
+    print(
+        f"{W}x{H}, {n} images per repeat, best of {args.repeats}, "
+        f"{args.threads} OpenCV thread(s); "
+        f"occupied {100 * np.mean([o.mean() for o in occupied]):.1f}% of pixels"
+    )
 
     # ---- pack
     for label, k, lo, hi in (("pack", 4, 40, 120), ("pack crowded", 10, 60, 160)):
@@ -97,8 +99,10 @@ def main(argv=None) -> None:
                 placed[0] += sum(p is not None for p in out)
 
         t = best_time(run_pack, args.repeats)
-        print(f"{label:17s}: {placed[0] / t:9.1f} placements/s  ({n / t:.1f} calls/s of {k} "
-              f"items of {lo}-{hi} px, {100 * placed[0] / (k * n):.1f}% placed)")  # fmt: skip
+        print(
+            f"{label:17s}: {placed[0] / t:9.1f} placements/s  ({n / t:.1f} calls/s of {k} "
+            f"items of {lo}-{hi} px, {100 * placed[0] / (k * n):.1f}% placed)"
+        )
 
     # ---- blend_object alone
     for mode in BLEND_MODES:
@@ -122,13 +126,14 @@ def main(argv=None) -> None:
                 img, lab = scenes[i % len(scenes)]
                 objs = [(objects[(i + k) % len(objects)], 1 + k % 2, f"o{k}") for k in range(3)]
                 rng = np.random.default_rng([r, i])
-                _, _, recs, _ = sigtor_image(rng, img, lab, objs, blend=mode,
-                                             protect_classes=[1, 2])  # fmt: skip
+                _, _, recs, _ = sigtor_image(rng, img, lab, objs, blend=mode, protect_classes=[1, 2])
                 pasted[0] += sum(rec["reason"] == "packed" for rec in recs)
 
         t = best_time(run_compose, args.repeats)
-        print(f"compose {mode:8s} : {n / t:9.1f} images/s      ({1e3 * t / n:.2f} ms/image, "
-              f"3 objects, {pasted[0] / n:.2f} pasted per image)")  # fmt: skip
+        print(
+            f"compose {mode:8s} : {n / t:9.1f} images/s      ({1e3 * t / n:.2f} ms/image, "
+            f"3 objects, {pasted[0] / n:.2f} pasted per image)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
 # stabilityai/stable-diffusion-xl-base-1.0, unet/config.json (the keys that differ from the
 # UNet2DConditionModel defaults, plus the structural ones for the reader)
@@ -219,9 +219,7 @@ def run(args, device: str, dtype: torch.dtype) -> None:
             dt = timed(loop, device, args.repeats)
             with torch.inference_mode():
                 out = loop() if args.warmup == 0 else out
-                decode = lambda: vae.decode(out / vae.config.scaling_factor, return_dict=False)[
-                    0
-                ]  # noqa: E731
+                decode = lambda: vae.decode(out / vae.config.scaling_factor, return_dict=False)[0]
                 decode()
                 dv = timed(decode, device, args.repeats)
             peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
@@ -245,9 +243,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu (only with --tiny)")
     ap.add_argument("--tiny", action="store_true", help="scaled-down models: a smoke test of this script")
-    ap.add_argument(
-        "--dry-run", action="store_true", help="meta-device build of the real sizes + tiny CPU run"
-    )
+    ap.add_argument("--dry-run", action="store_true", help="meta-device build of the real sizes + tiny CPU run")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--resolution", type=int, nargs="+", default=[1024, 512])
     ap.add_argument("--batch-size", type=int, default=1, help="images per call")
@@ -267,9 +263,7 @@ def main(argv=None) -> None:
             "run it on a GPU node, or check the script here with --dry-run (or --device cpu --tiny)."
         )
     if device == "cpu" and not args.tiny:
-        sys.exit(
-            "bench_sdxl_gpu: the full-size SDXL UNet on CPU takes minutes per image; add --tiny for a smoke run"
-        )
+        sys.exit("bench_sdxl_gpu: the full-size SDXL UNet on CPU takes minutes per image; add --tiny for a smoke run")
     dtype = getattr(torch, args.dtype)
     if device == "cpu" and dtype != torch.float32:
         print(f"note: {args.dtype} on CPU is slow or unsupported; using float32")

@@ -27,9 +27,22 @@ def main() -> None:
         for d in (local, onslurm):
             d.mkdir()
         t0 = time.perf_counter()
-        p = subprocess.run([helpers.snakemake_bin(), "-s", str(ROOT / "Snakefile"), "--directory", str(local),
-                            "--cores", "2", "--configfile", str(write_config(local, **TINY))],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+        p = subprocess.run(
+            [
+                helpers.snakemake_bin(),
+                "-s",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                str(local),
+                "--cores",
+                "2",
+                "--configfile",
+                str(write_config(local, **TINY)),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         t_local = time.perf_counter() - t0
         n_local = int(re.search(r"^total\s+(\d+)", p.stdout + p.stderr, re.M).group(1))
         with helpers.LocalSlurmCluster(tmp / "cluster") as cluster:
@@ -37,10 +50,14 @@ def main() -> None:
             if p.returncode:
                 sys.exit(p.log)
         submitted = len(re.findall(r"submitted with SLURM jobid", p.stdout + p.stderr))
-        same = (local / "results/demo/tables/table1.csv").read_bytes() == (onslurm / "results/demo/tables/table1.csv").read_bytes()
+        same = (local / "results/demo/tables/table1.csv").read_bytes() == (
+            onslurm / "results/demo/tables/table1.csv"
+        ).read_bytes()
     print(f"tiny demo, local --cores 2: {n_local} jobs, {t_local:.1f} s")
-    print(f"tiny demo, local SLURM cluster (sacct status): {submitted} jobs submitted "
-          f"(+ localrules on the host), {p.wall_seconds:.1f} s; cluster start {cluster.start_seconds:.1f} s")
+    print(
+        f"tiny demo, local SLURM cluster (sacct status): {submitted} jobs submitted "
+        f"(+ localrules on the host), {p.wall_seconds:.1f} s; cluster start {cluster.start_seconds:.1f} s"
+    )
     print(f"Table 1 identical: {same}")
 
 

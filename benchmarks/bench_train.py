@@ -16,11 +16,11 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from segaug.train.losses import create_loss  # noqa: E402
-from segaug.train.models import create_model, resolve_device  # noqa: E402
+from segaug.train.losses import create_loss
+from segaug.train.models import create_model, resolve_device
 
 DEMO = [
     ("DeepLabV3+ resnet18", {"arch": "DeepLabV3Plus", "encoder": "resnet18"}),
@@ -69,19 +69,33 @@ def e2e_time(cfg, num_classes, batch, crop, steps, threads):
         rng = np.random.default_rng(0)
         for i in range(16):
             lab = rng.integers(0, num_classes, (4, 4)).repeat(30, 0).repeat(40, 1).astype(np.uint8)
-            write_image(
-                root / "images" / f"{i}.png", rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-            )
+            write_image(root / "images" / f"{i}.png", rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
             write_label(root / "labels" / f"{i}.png", lab)
-        table = ClassTable(
-            tuple(f"c{k}" for k in range(num_classes)), tuple(voc_palette(num_classes))
-        )
+        table = ClassTable(tuple(f"c{k}" for k in range(num_classes)), tuple(voc_palette(num_classes)))
         tr, va = samples(root, [str(i) for i in range(14)]), samples(root, ["14", "15"])
-        tcfg = {"steps": steps, "val_interval": steps, "batch_size": batch, "crop_size": [crop, crop],
-                "base_size": [160, 120], "threads": threads, "num_workers": 0}  # fmt: skip
+        tcfg = {
+            "steps": steps,
+            "val_interval": steps,
+            "batch_size": batch,
+            "crop_size": [crop, crop],
+            "base_size": [160, 120],
+            "threads": threads,
+            "num_workers": 0,
+        }
         t0 = time.perf_counter()
-        train(tr, va, table, {**cfg, "encoder_weights": None}, tcfg, {"name": "ce"}, 0,
-              root / "m.pt", root / "c.csv", root / "state", device="cpu")  # fmt: skip
+        train(
+            tr,
+            va,
+            table,
+            {**cfg, "encoder_weights": None},
+            tcfg,
+            {"name": "ce"},
+            0,
+            root / "m.pt",
+            root / "c.csv",
+            root / "state",
+            device="cpu",
+        )
         return (time.perf_counter() - t0) / steps
 
 
@@ -94,8 +108,7 @@ def main():
     ap.add_argument("--classes", type=int, default=7)
     ap.add_argument("--big", action="store_true", help="also R50 models at 512 crop, batch 2")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--e2e", action="store_true",
-                    help="also the whole train() loop (Lightning + data pipeline) on CPU")  # fmt: skip
+    ap.add_argument("--e2e", action="store_true", help="also the whole train() loop (Lightning + data pipeline) on CPU")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -109,8 +122,10 @@ def main():
     if args.e2e:
         for name, cfg in DEMO:
             s = e2e_time(cfg, args.classes, args.batch, args.crop, 10, args.threads)
-            print(f"train() {name:18s} batch {args.batch} crop {args.crop}: {s:.3f} s/step "
-                  f"(10 steps incl. startup, data, one validation)")  # fmt: skip
+            print(
+                f"train() {name:18s} batch {args.batch} crop {args.crop}: {s:.3f} s/step "
+                f"(10 steps incl. startup, data, one validation)"
+            )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,14 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import cv2
+import numpy as np
+import torch
+from PIL import Image
 
-from segaug.data.canonical import check_label_values, samples, write_label  # noqa: E402
-from segaug.train.data import SegDataset  # noqa: E402
-from segaug.train.transforms import TrainTransform, to_model_input  # noqa: E402
+from segaug.data.canonical import check_label_values, samples, write_label
+from segaug.train.data import SegDataset
+from segaug.train.transforms import TrainTransform, to_model_input
 
 HERE = Path(__file__).resolve().parent
 MMSEG_PY = "/work/venv-mmseg/bin/python"
@@ -139,8 +139,11 @@ def run_before(ds, tf, n_items, offset):
 
 
 def run_mmseg(py, root, passes):
-    p = subprocess.run([py, str(HERE / "_mmseg_voc_pipeline.py"), str(root), str(root / "ids.txt"),
-                        "--passes", str(passes)], capture_output=True, text=True)  # fmt: skip
+    p = subprocess.run(
+        [py, str(HERE / "_mmseg_voc_pipeline.py"), str(root), str(root / "ids.txt"), "--passes", str(passes)],
+        capture_output=True,
+        text=True,
+    )
     if p.returncode:
         raise RuntimeError(f"mmseg pipeline failed:\n{p.stderr[-2000:]}")
     r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -179,16 +182,22 @@ def main(argv=None):
         norm_ms = 1000 * (time.process_time() - c0) / 40
 
     med = {k: float(np.median(v)) for k, v in rates.items() if v}
-    print(f"training data pipeline, {args.images} VOC-sized JPEGs, 512 crop, one core, "
-          f"{args.rounds} interleaved rounds (images per CPU-second, median):")  # fmt: skip
+    print(
+        f"training data pipeline, {args.images} VOC-sized JPEGs, 512 crop, one core, "
+        f"{args.rounds} interleaved rounds (images per CPU-second, median):"
+    )
     print(f"  segaug (uint8 out)       {med['segaug']:7.1f} img/CPU-s")
-    print(f"  before issue 13          {med['before']:7.1f} img/CPU-s   "
-          f"segaug/before {np.median(np.divide(rates['segaug'], rates['before'])):.2f}x")  # fmt: skip
+    print(
+        f"  before issue 13          {med['before']:7.1f} img/CPU-s   "
+        f"segaug/before {np.median(np.divide(rates['segaug'], rates['before'])):.2f}x"
+    )
     if have_mmseg:
         ratio = np.median(np.divide(rates["segaug"], rates["mmseg"]))
         before = np.median(np.divide(rates["before"], rates["mmseg"]))
-        print(f"  MMSegmentation 1.2.2     {med['mmseg']:7.1f} img/CPU-s   "
-              f"segaug/mmseg {ratio:.2f}x (before: {before:.2f}x)")  # fmt: skip
+        print(
+            f"  MMSegmentation 1.2.2     {med['mmseg']:7.1f} img/CPU-s   "
+            f"segaug/mmseg {ratio:.2f}x (before: {before:.2f}x)"
+        )
     else:
         print(f"  MMSegmentation: reference not installed ({args.mmseg_python})")
     print(f"  + to_model_input on the device (here CPU), per image: {norm_ms:.2f} ms")

@@ -95,8 +95,10 @@ def main():
         httpd.shutdown()
         httpd.server_close()
     n = len(pairs)
-    print(f"{n} proposals on {w}x{h} images (loopback server, instant answers in the {args.format} format"
-          f"{', structured outputs' if args.structured else ''}; openai client)")
+    print(
+        f"{n} proposals on {w}x{h} images (loopback server, instant answers in the {args.format} format"
+        f"{', structured outputs' if args.structured else ''}; openai client)"
+    )
     print(f"prompt only (2 PNG data URIs): {prompt_ms:7.2f} ms/proposal")
     print(f"no cache:                       {n / uncached:7.1f} proposals/s ({1e3 * uncached / n:.2f} ms/proposal)")
     print(f"cache miss (request + write):   {n / first:7.1f} proposals/s ({1e3 * first / n:.2f} ms/proposal)")

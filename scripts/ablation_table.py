@@ -29,8 +29,12 @@ def main(argv=None):
     ap.add_argument("--quality", nargs="*", default=[], type=Path)
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
-    ap.add_argument("--provenance-json", type=json_arg, default=None,
-                    help="config, seeds, model ids: a .provenance.json sidecar beside each output")  # fmt: skip
+    ap.add_argument(
+        "--provenance-json",
+        type=json_arg,
+        default=None,
+        help="config, seeds, model ids: a .provenance.json sidecar beside each output",
+    )
     args = ap.parse_args(argv)
     check_spec(args.provenance_json)
     quality = [read_json(p) for p in args.quality]
@@ -50,7 +54,9 @@ def main(argv=None):
             rows = ablation_rows(args.table, args.rows, runs)
     write_table(rows, args.out_csv, args.out_md, TITLES[args.table])
     inputs = [*args.metrics, *args.plans, *args.quality]
-    write_sidecars(args.provenance_json, [args.out_csv, args.out_md], inputs, what=f"scripts/ablation_table.py {args.table}")
+    write_sidecars(
+        args.provenance_json, [args.out_csv, args.out_md], inputs, what=f"scripts/ablation_table.py {args.table}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ def main(argv=None):
     ap.add_argument("--out-confusion", required=True, type=Path)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, help="CPU threads for torch (the rule's threads)")
-    ap.add_argument("--batch-size", type=int, default=None,
-                    help="images of one size per batch (default: 8 on a GPU, 1 on a CPU)")
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="images of one size per batch (default: 8 on a GPU, 1 on a CPU)"
+    )
     ap.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
     args = ap.parse_args(argv)
     if args.threads:
@@ -41,17 +42,23 @@ def main(argv=None):
     table = ClassTable.load(args.dataset_root / "classes.json")
     val = samples(args.dataset_root, read_split(args.val_list))
     meta = read_model_file(args.model)  # read once: evaluate() builds the model from it
-    conf, sc = evaluate(args.model, val, table, device=args.device, meta=meta,
-                        batch_size=args.batch_size, num_workers=args.num_workers)  # fmt: skip
+    conf, sc = evaluate(
+        args.model, val, table, device=args.device, meta=meta, batch_size=args.batch_size, num_workers=args.num_workers
+    )
     meta.pop("state_dict")
     metrics = {
         **sc,
         "run": meta.get("run", {}),
-        "model": {"path": str(args.model), "steps": meta.get("steps"), "best": meta.get("best"),
-                  "model_cfg": meta.get("model_cfg"), "seed": meta.get("seed")},
+        "model": {
+            "path": str(args.model),
+            "steps": meta.get("steps"),
+            "best": meta.get("best"),
+            "model_cfg": meta.get("model_cfg"),
+            "seed": meta.get("seed"),
+        },
         "num_images": len(val),
         "val_list": str(args.val_list),
-    }  # fmt: skip
+    }
     write_json(args.out_metrics, jsonable(metrics))
     write_text(args.out_confusion, confusion_csv(conf, table.names))
 

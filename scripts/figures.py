@@ -125,13 +125,19 @@ def cmd_histogram(args):
         raise SegaugError(f"--exclude: unknown class(es) {unknown}; known: {', '.join(plan['class_names'])}")
     pair = lambda a, b: (plan[a], plan[b]) if a in plan and b in plan else None
     class_histogram(
-        plan["class_names"], plan["images_per_class_origin"], plan["images_per_class_final"], args.out,
-        exclude=exclude, entropy=pair("entropy_origin", "entropy_final"), cir=pair("cir_origin", "cir_final"),
+        plan["class_names"],
+        plan["images_per_class_origin"],
+        plan["images_per_class_final"],
+        args.out,
+        exclude=exclude,
+        entropy=pair("entropy_origin", "entropy_final"),
+        cir=pair("cir_origin", "cir_final"),
         n_balance=plan.get("n_balance"),
         num_images=(plan["num_origin"], plan["num_origin"] + plan["num_generated"])
-        if "num_origin" in plan and "num_generated" in plan else None,
+        if "num_origin" in plan and "num_generated" in plan
+        else None,
         title=args.title or f"Images per class before and after balancing ({plan.get('plan', Path(args.plan).stem)})",
-    )  # fmt: skip
+    )
     _sidecars(args, [args.out], [args.plan])
 
 
@@ -155,10 +161,17 @@ def cmd_table2(args):
         write_text(args.out_tex, to_latex(rows, caption=caption, label=args.label))
     if args.out_bars:
         names, series, paper = iou_series(rows)
-        per_class_iou_bars(names, series, args.out_bars, paper=paper,
-                           title=f"Per-class IoU (%) of {model} on {split}, mean ± std over seeds")  # fmt: skip
+        per_class_iou_bars(
+            names,
+            series,
+            args.out_bars,
+            paper=paper,
+            title=f"Per-class IoU (%) of {model} on {split}, mean ± std over seeds",
+        )
     miou = rows[-1]
-    log.info("Table 2 (%s, %s): mIoU %s -> %s (%s)", model, split, miou["origin_mean"], miou["final_mean"], args.d_final)
+    log.info(
+        "Table 2 (%s, %s): mIoU %s -> %s (%s)", model, split, miou["origin_mean"], miou["final_mean"], args.d_final
+    )
     _sidecars(args, outputs, [r["path"] for r in pool if r["trainset"] in ("origin", args.d_final)])
 
 
@@ -171,14 +184,24 @@ def parser():
 
     def add(name, func, help):
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--provenance-json", type=json_arg, default=None,
-                       help='JSON {"config", "seeds", "model_ids", "extra"} (inline or @file): write OUT.provenance.json')  # fmt: skip
+        p.add_argument(
+            "--provenance-json",
+            type=json_arg,
+            default=None,
+            help='JSON {"config", "seeds", "model_ids", "extra"} (inline or @file): write OUT.provenance.json',
+        )
         p.set_defaults(func=func)
         return p
 
     p = add("figure5", cmd_figure5, "Figure 5: val mIoU (%) over training steps, mean and min-max band over seeds")
-    p.add_argument("--curve", action="append", nargs="+", required=True, metavar="LABEL CSV",
-                   help="a legend label then the curve.csv files of its seeds; repeat per training set")  # fmt: skip
+    p.add_argument(
+        "--curve",
+        action="append",
+        nargs="+",
+        required=True,
+        metavar="LABEL CSV",
+        help="a legend label then the curve.csv files of its seeds; repeat per training set",
+    )
     p.add_argument("--title", default="Figure 5: validation mIoU during training")
     p.add_argument("--out", required=True, type=Path, help="PNG (or .svg/.pdf)")
 

@@ -53,10 +53,19 @@ def main(argv=None):
         scorer = ClipScorer(args.clip_model, device=args.device)
     generator = Generator(args.generator_json, device=args.device)
     summary = generate_shard(
-        args.dataset_root, entries, plan["image_classes"], generator, args.seed,
-        args.variant_json, args.out, captions=captions, priors_dir=args.priors,
-        class_prompts=args.class_prompts_json, exclude=plan.get("exclude", []), scorer=scorer,
-    )  # fmt: skip
+        args.dataset_root,
+        entries,
+        plan["image_classes"],
+        generator,
+        args.seed,
+        args.variant_json,
+        args.out,
+        captions=captions,
+        priors_dir=args.priors,
+        class_prompts=args.class_prompts_json,
+        exclude=plan.get("exclude", []),
+        scorer=scorer,
+    )
     log.info("shard %d: %d images, %d regenerated", args.shard, summary["images"], summary["regenerated"])
 
 

@@ -33,9 +33,7 @@ def main(argv=None):
     train, val = check_split(args.dataset_root, args.train_list, args.val_list)
     write_split(args.out_train, train)
     write_split(args.out_val, val)
-    log.info(
-        "split: %d train ids -> %s, %d val ids -> %s", len(train), args.out_train, len(val), args.out_val
-    )
+    log.info("split: %d train ids -> %s, %d val ids -> %s", len(train), args.out_train, len(val), args.out_val)
 
 
 if __name__ == "__main__":

@@ -40,13 +40,22 @@ def main(argv=None):
     ap.add_argument("--pool", required=True, type=Path, help="pool directory from scripts/pool.py")
     ap.add_argument("--seed", required=True, type=int)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--options-json", type=json_arg, default={}, metavar="JSON",
-                    help="the method's config block paste.<method>, inline JSON or @file.json")  # fmt: skip
+    ap.add_argument(
+        "--options-json",
+        type=json_arg,
+        default={},
+        metavar="JSON",
+        help="the method's config block paste.<method>, inline JSON or @file.json",
+    )
     ap.add_argument("--context-json", type=json_arg, default=None, help="config section `context`")
     ap.add_argument("--vlm-json", type=json_arg, default=None, help="config section `vlm`")
     ap.add_argument("--surfaces", type=Path, default=None, help="cached surface maps of the split")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="worker processes over the images (the rule's threads); same bytes for any")  # fmt: skip
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="worker processes over the images (the rule's threads); same bytes for any",
+    )
     args = ap.parse_args(argv)
 
     from segaug.pool import load_pool
@@ -60,10 +69,17 @@ def main(argv=None):
     if missing:
         raise SegaugError(f"paste method {args.method} needs the config section(s) {missing} (--{missing[0]}-json)")
     job = PasteJob(
-        args.dataset_root, read_split(args.split_list), load_pool(args.pool), args.seed, args.out,
-        ClassTable.load(args.dataset_root / "classes.json"), options,
-        {s: sections[s] for s in method.sections}, args.surfaces, args.threads,
-    )  # fmt: skip
+        args.dataset_root,
+        read_split(args.split_list),
+        load_pool(args.pool),
+        args.seed,
+        args.out,
+        ClassTable.load(args.dataset_root / "classes.json"),
+        options,
+        {s: sections[s] for s in method.sections},
+        args.surfaces,
+        args.threads,
+    )
     method.paste(job)
 
 

@@ -43,9 +43,15 @@ def main(argv=None):
     plan = make_plan(image_classes(args.dataset_root, ids), args.plan, table.names, args.exclude)
     log.info(
         "%s: |D_origin| = %d, |D_gen| = %d (n_balance %s); entropy %.3f -> %.3f, CIR %.3f -> %.3f",
-        args.plan, plan["num_origin"], plan["num_generated"], plan["n_balance"],
-        plan["entropy_origin"], plan["entropy_final"], plan["cir_origin"], plan["cir_final"],
-    )  # fmt: skip
+        args.plan,
+        plan["num_origin"],
+        plan["num_generated"],
+        plan["n_balance"],
+        plan["entropy_origin"],
+        plan["entropy_final"],
+        plan["cir_origin"],
+        plan["cir_final"],
+    )
     write_json(args.out, plan)
 
 

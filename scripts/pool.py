@@ -34,12 +34,8 @@ def main(argv=None):
         default=0.05,
         help="minority = pixel share below this (used without --classes; default 0.05)",
     )
-    ap.add_argument(
-        "--min-area", required=True, type=int, help="drop components smaller than N pixels"
-    )
-    ap.add_argument(
-        "--drop-border", action="store_true", help="drop components touching the image border"
-    )
+    ap.add_argument("--min-area", required=True, type=int, help="drop components smaller than N pixels")
+    ap.add_argument("--drop-border", action="store_true", help="drop components touching the image border")
     ap.add_argument("--connectivity", type=int, choices=(4, 8), default=8)
     args = ap.parse_args(argv)
 
@@ -48,9 +44,16 @@ def main(argv=None):
     table = ClassTable.load(args.dataset_root / "classes.json")
     ids = read_split(args.split_list)
     build_pool(
-        args.dataset_root, ids, table, args.classes, args.max_fraction, args.min_area,
-        args.drop_border, args.out, connectivity=args.connectivity,
-    )  # fmt: skip
+        args.dataset_root,
+        ids,
+        table,
+        args.classes,
+        args.max_fraction,
+        args.min_area,
+        args.drop_border,
+        args.out,
+        connectivity=args.connectivity,
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ def main(argv=None):
         raise SegaugError("prefetch runs with HF_HUB_OFFLINE=1: unset it on the machine with internet")
     from huggingface_hub import snapshot_download
 
-    kwargs = {"allow_patterns": ANNOTATOR_FILES} if args.repo == "lllyasviel/Annotators" else {
-        "allow_patterns": ALLOW, "ignore_patterns": SKIP}  # fmt: skip
+    kwargs = (
+        {"allow_patterns": ANNOTATOR_FILES}
+        if args.repo == "lllyasviel/Annotators"
+        else {"allow_patterns": ALLOW, "ignore_patterns": SKIP}
+    )
     try:
         path = snapshot_download(args.repo, **kwargs)
     except Exception as e:

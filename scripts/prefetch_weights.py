@@ -34,10 +34,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     create_model(args.model_json, num_classes=2)  # fetches the encoder/backbone weights into HF_HOME
     cfg = args.model_json
-    log.info("weights of %s cached in %s", cfg.get("encoder") or cfg.get("backbone")
-             or cfg.get("config") or cfg.get("arch"),
-             os.environ.get("TORCH_HOME") if cfg.get("backend") == "mmseg"
-             else os.environ.get("HF_HOME"))  # fmt: skip
+    log.info(
+        "weights of %s cached in %s",
+        cfg.get("encoder") or cfg.get("backbone") or cfg.get("config") or cfg.get("arch"),
+        os.environ.get("TORCH_HOME") if cfg.get("backend") == "mmseg" else os.environ.get("HF_HOME"),
+    )
     write_text(args.out, json.dumps(args.model_json, sort_keys=True) + "\n")
 
 

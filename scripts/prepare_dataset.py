@@ -43,11 +43,16 @@ log = logging.getLogger("prepare_dataset")
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config-json", type=json_arg,
-                    help="the dataset's config block (datasets.NAME), as the workflow passes it")  # fmt: skip
+    ap.add_argument(
+        "--config-json", type=json_arg, help="the dataset's config block (datasets.NAME), as the workflow passes it"
+    )
     ap.add_argument("--kind", choices=sorted(KINDS), help="by hand: the kind (with the flags below)")
-    ap.add_argument("--out", required=True, type=Path,
-                    help="the canonical dataset directory to write (canonical: the record of the check)")  # fmt: skip
+    ap.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="the canonical dataset directory to write (canonical: the record of the check)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="decode in this many threads")
     ap.add_argument("--classes-json", type=json_arg, help="the class table {names, palette} (JSON or @file)")
     ap.add_argument("--tar", type=Path, help="the downloaded archive (voc without a path)")

@@ -43,9 +43,13 @@ def main(argv=None):
 
     low, high = cfg.get("canny", (100, 200))
     detector = PriorDetector(
-        args.prior, model=cfg.get("annotators", DEFAULT_ANNOTATORS), device=args.device,
-        detect_resolution=cfg.get("detect_resolution", 512), canny_low=low, canny_high=high,
-    )  # fmt: skip
+        args.prior,
+        model=cfg.get("annotators", DEFAULT_ANNOTATORS),
+        device=args.device,
+        detect_resolution=cfg.get("detect_resolution", 512),
+        canny_low=low,
+        canny_high=high,
+    )
     table = ClassTable.load(args.dataset_root / "classes.json")
     pairs = samples(args.dataset_root, read_split(args.split_list))
     with atomic_path(args.out) as tmp:
@@ -54,8 +58,7 @@ def main(argv=None):
         for s in tqdm(pairs, desc=f"priors ({args.prior})", unit="img"):
             image, label = load_pair(s, table.num_classes)
             write_image(tmp / "image" / f"{s.id}.png", detector(image))
-            v_label = label_prior(detector, label, table, cfg.get("label_prior", "palette"),
-                                  cfg.get("edge_width", 2))  # fmt: skip
+            v_label = label_prior(detector, label, table, cfg.get("label_prior", "palette"), cfg.get("edge_width", 2))
             write_image(tmp / "label" / f"{s.id}.png", v_label)
     log.info("%s priors of %d images written to %s", args.prior, len(pairs), args.out)
 

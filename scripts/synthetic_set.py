@@ -32,10 +32,15 @@ def main(argv=None):
     summary = merge_shards(args.dataset_root, read_plan(args.plan), args.shards, args.out)
     log.info(
         "%d synthetic images from %d real ones (%d regenerated after a NaN/black output); "
-        "entropy %.3f -> %.3f, CIR %.3f -> %.3f", summary["images"], summary["source_images"],
-        summary["regenerated_images"], summary["entropy_origin"], summary["entropy_final"],
-        summary["cir_origin"], summary["cir_final"],
-    )  # fmt: skip
+        "entropy %.3f -> %.3f, CIR %.3f -> %.3f",
+        summary["images"],
+        summary["source_images"],
+        summary["regenerated_images"],
+        summary["entropy_origin"],
+        summary["entropy_final"],
+        summary["cir_origin"],
+        summary["cir_final"],
+    )
 
 
 if __name__ == "__main__":

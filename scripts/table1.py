@@ -9,10 +9,10 @@
 import argparse
 
 from segaug.cli import json_arg, run
+from segaug.errors import SegaugError
 from segaug.io import write_text
 from segaug.report.latex import to_latex
 from segaug.report.provenance import check_spec, write_sidecars
-from segaug.errors import SegaugError
 from segaug.report.tables import load_runs, runs_table, table1, write_table
 
 
@@ -24,8 +24,12 @@ def main(argv=None):
     ap.add_argument("--out-md")
     ap.add_argument("--out-tex", help="Table 1 as a LaTeX (booktabs) table")
     ap.add_argument("--out-runs", help="write one row per run instead of Table 1")
-    ap.add_argument("--provenance-json", type=json_arg, default=None,
-                    help="config, seeds, model ids: a .provenance.json sidecar beside each output")  # fmt: skip
+    ap.add_argument(
+        "--provenance-json",
+        type=json_arg,
+        default=None,
+        help="config, seeds, model ids: a .provenance.json sidecar beside each output",
+    )
     args = ap.parse_args(argv)
     check_spec(args.provenance_json)
     runs = load_runs(args.metrics)

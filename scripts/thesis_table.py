@@ -32,14 +32,23 @@ def main(argv=None):
     ap.add_argument("--rows", required=True, type=json_arg, help="config thesis.rows (JSON)")
     ap.add_argument("--metrics", required=True, nargs="+")
     ap.add_argument("--examples", nargs="*", default=[], metavar="METHOD=DIR")
-    ap.add_argument("--vlm-sets", nargs="*", default=[], metavar="DIR",
-                    help="the VLM pasted sets (all seeds): the paste-vlm row gets the share the VLM placed")  # fmt: skip
+    ap.add_argument(
+        "--vlm-sets",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="the VLM pasted sets (all seeds): the paste-vlm row gets the share the VLM placed",
+    )
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-bars", required=True)
     ap.add_argument("--out-examples")
-    ap.add_argument("--provenance-json", type=json_arg, default=None,
-                    help="config, seeds, model ids: a .provenance.json sidecar beside each output")  # fmt: skip
+    ap.add_argument(
+        "--provenance-json",
+        type=json_arg,
+        default=None,
+        help="config, seeds, model ids: a .provenance.json sidecar beside each output",
+    )
     args = ap.parse_args(argv)
     check_spec(args.provenance_json)
     vlm_placed = {"paste-vlm": vlm_placed_label(args.vlm_sets)} if args.vlm_sets else None

@@ -48,9 +48,7 @@ def main(argv=None):
     ap.add_argument("--train-json", required=True, type=json_arg, help="training config")
     ap.add_argument("--loss-json", default={"name": "ce"}, type=json_arg, help="loss config")
     ap.add_argument("--seed", required=True, type=int)
-    ap.add_argument(
-        "--run-json", default={}, type=json_arg, help="run description stored in the model"
-    )
+    ap.add_argument("--run-json", default={}, type=json_arg, help="run description stored in the model")
     ap.add_argument("--out-model", required=True, type=Path)
     ap.add_argument("--out-curve", required=True, type=Path)
     ap.add_argument("--state-dir", required=True, type=Path, help="checkpoints for resuming")
@@ -66,18 +64,26 @@ def main(argv=None):
         if (root / "classes.json").exists():
             other = ClassTable.load(root / "classes.json")
             if other.names != table.names:
-                raise SegaugError(
-                    f"{root / 'classes.json'}: classes differ from {args.dataset_root / 'classes.json'}"
-                )
+                raise SegaugError(f"{root / 'classes.json'}: classes differ from {args.dataset_root / 'classes.json'}")
         train += samples(root, read_split(listfile))
     val = samples(args.dataset_root, read_split(args.val_list))
 
     from segaug.train.loop import train as train_model
 
     train_model(
-        train, val, table, args.model_json, args.train_json, args.loss_json, args.seed,
-        args.out_model, args.out_curve, args.state_dir, device=args.device, run_info=args.run_json,
-    )  # fmt: skip
+        train,
+        val,
+        table,
+        args.model_json,
+        args.train_json,
+        args.loss_json,
+        args.seed,
+        args.out_model,
+        args.out_curve,
+        args.state_dir,
+        device=args.device,
+        run_info=args.run_json,
+    )
 
 
 if __name__ == "__main__":

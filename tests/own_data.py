@@ -17,9 +17,7 @@ SIZES = ((97, 61), (130, 88), (64, 77), (151, 50), (88, 88), (73, 101))  # (w, h
 
 # CVAT's labelmap.txt, in the format of its documentation (docs.cvat.ai, "Segmentation Mask"
 # format): "# label : color (RGB) : 'body' parts : actions" then "name:r,g,b::" per class.
-LABELMAP = "# label:color_rgb:parts:actions\n" + "".join(
-    f"{n}:{r},{g},{b}::\n" for n, (r, g, b) in zip(NAMES, PALETTE)
-)
+LABELMAP = "# label:color_rgb:parts:actions\n" + "".join(f"{n}:{r},{g},{b}::\n" for n, (r, g, b) in zip(NAMES, PALETTE))
 
 
 def index_label(k: int, w: int, h: int) -> np.ndarray:
@@ -118,6 +116,9 @@ def make_canonical(root: Path, n: int = 6) -> list[str]:
 def layout(root: Path, kind: str) -> dict:
     """Where a test finds the image, the label and a list of each layout."""
     if kind == "voc":
-        return {"images": root / "JPEGImages", "labels": root / "SegmentationClass",
-                "train": root / "ImageSets/Segmentation/train.txt"}  # fmt: skip
+        return {
+            "images": root / "JPEGImages",
+            "labels": root / "SegmentationClass",
+            "train": root / "ImageSets/Segmentation/train.txt",
+        }
     return {"images": root / "images", "labels": root / "labels", "train": root / "sets/train.txt"}

@@ -123,15 +123,22 @@ def test_model_missing_from_the_offline_cache_is_one_clear_line(tmp_path):
     "edit,message",
     [
         (lambda c: c["table1"].update(d_final="gen-nope"), "key 'table1.d_final': no variant 'nope'"),
-        (lambda c: c["generative"]["variants"]["default"].update(generator="dalle"),
-         "key 'generative.variants.default.generator': unknown generator 'dalle'"),
-        (lambda c: c["generative"]["variants"]["default"].update(prior="none"),
-         "key 'generative.variants.default.prior': use prior 'none' with an sdxl_inpaint generator"),
-        (lambda c: c["generative"]["variants"]["default"].update(n_balance=0), "key 'generative.variants.default.n_balance'"),
+        (
+            lambda c: c["generative"]["variants"]["default"].update(generator="dalle"),
+            "key 'generative.variants.default.generator': unknown generator 'dalle'",
+        ),
+        (
+            lambda c: c["generative"]["variants"]["default"].update(prior="none"),
+            "key 'generative.variants.default.prior': use prior 'none' with an sdxl_inpaint generator",
+        ),
+        (
+            lambda c: c["generative"]["variants"]["default"].update(n_balance=0),
+            "key 'generative.variants.default.n_balance'",
+        ),
         (lambda c: c["generative"].update(stepz=3), "unknown key 'generative.stepz'"),
         (lambda c: c["ablations"].update(model="unet"), "key 'ablations.model': unknown model 'unet'"),
     ],
-)  # fmt: skip
+)
 def test_bad_generative_config_is_one_clear_error(tmp_path, edit, message):
     cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     edit(cfg)

@@ -10,10 +10,24 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from segaug.data.canonical import (
-    IGNORE_INDEX, ClassTable, Sample, check_label_values, class_pixel_counts, image_path, label_path,
-    load_pair, read_image, read_label, read_split, samples, voc_class_table, voc_palette, write_image,
-    write_label, write_split,
-)  # fmt: skip
+    IGNORE_INDEX,
+    ClassTable,
+    Sample,
+    check_label_values,
+    class_pixel_counts,
+    image_path,
+    label_path,
+    load_pair,
+    read_image,
+    read_label,
+    read_split,
+    samples,
+    voc_class_table,
+    voc_palette,
+    write_image,
+    write_label,
+    write_split,
+)
 from segaug.errors import SegaugError
 
 
@@ -101,9 +115,7 @@ def test_rgb_label_is_rejected(tmp_path):
 
 def test_label_index_outside_table(tmp_path):
     write_label(tmp_path / "l.png", np.array([[0, 7, 255, 9]], np.uint8))
-    with pytest.raises(
-        SegaugError, match=r"l.png: label values \[7, 9\] are outside the class table \(0..2, 255"
-    ):
+    with pytest.raises(SegaugError, match=r"l.png: label values \[7, 9\] are outside the class table \(0..2, 255"):
         read_label(tmp_path / "l.png", 3)
     check_label_values(np.array([[0, 2, 255]], np.uint8), 3, "ok")  # no error
 

@@ -30,17 +30,24 @@ def test_thesis_config_is_valid_without_the_data():
 @pytest.mark.parametrize(
     "edit,line",
     [
-        (lambda c: c["pool"].update(classes=["car", "baot"]),
-         "pool.classes[1]: unknown class 'baot'; known: grass, road, water, building, tree, car, boat"),
+        (
+            lambda c: c["pool"].update(classes=["car", "baot"]),
+            "pool.classes[1]: unknown class 'baot'; known: grass, road, water, building, tree, car, boat",
+        ),
         (lambda c: c["table1"].update(models=["unet"]), "key 'table1.models': unknown model 'unet'"),
         (lambda c: c["splits"]["full"].update(dataset="nope"), "key 'splits.full.dataset': unknown dataset 'nope'"),
-        (lambda c: c["paste"].update(bogus={}), "unknown key 'paste.bogus' (allowed here: context, random, sigtor, vlm)"),
-        (lambda c: c["context"]["rules"]["car"].update(surfaces=["lake"]),
-         "key 'context.rules.car.surfaces': ['lake'] not in context.surfaces.names"),
+        (
+            lambda c: c["paste"].update(bogus={}),
+            "unknown key 'paste.bogus' (allowed here: context, random, sigtor, vlm)",
+        ),
+        (
+            lambda c: c["context"]["rules"]["car"].update(surfaces=["lake"]),
+            "key 'context.rules.car.surfaces': ['lake'] not in context.surfaces.names",
+        ),
         (lambda c: c.update(colour=1), "unknown key 'colour'"),
         (lambda c: c["datasets"]["shapes"].update(classes=["a"]), "unknown key 'datasets.shapes.classes'"),
     ],
-)  # fmt: skip
+)
 def test_bad_config_lines_name_the_key(edit, line):
     cfg = copy.deepcopy(load("demo.yaml"))
     edit(cfg)

@@ -3,6 +3,7 @@ fallback, against a real loopback server speaking the OpenAI chat-completions fo
 
 import numpy as np
 import pytest
+from test_vlm import chat, points_json, provider, server  # noqa: F401  (the loopback server fixture)
 
 from segaug.data.canonical import ClassTable
 from segaug.errors import SegaugError
@@ -10,7 +11,6 @@ from segaug.openvocab.surfaces import surface_lookup
 from segaug.paste.context import ContextPlacer, SurfaceContext, SurfaceRule, VLMPlacer, footprint_share, parse_rules
 from segaug.paste.placement import Candidate
 from segaug.vlm import ResponseCache, VLMPlacementClient
-from test_vlm import chat, points_json, provider, server  # noqa: F401  (the loopback server fixture)
 
 TABLE = ClassTable(("grass", "road", "car"), ((0, 128, 0), (128, 128, 128), (255, 0, 0)))
 H, W = 60, 80
@@ -120,9 +120,11 @@ def test_vlm_fallback_is_recorded(server, tmp_path, content, why):  # noqa: F811
 def test_context_and_vlm_paste_same_seed_same_bytes(server, tmp_path):  # noqa: F811
     """A whole pasted set with surface rules (and through the VLM, answered from a loopback
     server) is the same bytes for the same seed, and another for another seed."""
+    from test_paste import TABLE as T
+    from test_paste import files_bytes, make_dataset
+
     from segaug.paste.pipeline import paste_dataset
     from segaug.pool import build_pool, load_pool
-    from test_paste import TABLE as T, files_bytes, make_dataset
 
     ids = make_dataset(tmp_path / "data")
     build_pool(tmp_path / "data", ids, T, ["car"], 0.05, 10, False, tmp_path / "pool")
@@ -138,8 +140,9 @@ def test_context_and_vlm_paste_same_seed_same_bytes(server, tmp_path):  # noqa: 
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         placers = {
             "context": ContextPlacer(ctx()),
-            "vlm": VLMPlacer(ctx(), VLMPlacementClient(provider(server), ResponseCache(tmp_path / "cache")),
-                             legend, T.colorize),  # fmt: skip
+            "vlm": VLMPlacer(
+                ctx(), VLMPlacementClient(provider(server), ResponseCache(tmp_path / "cache")), legend, T.colorize
+            ),
         }
         for method, placer in placers.items():
             out = tmp_path / f"{method}_{name}"
@@ -189,8 +192,11 @@ def test_too_few_vlm_placements_fail_unless_allowed(server, tmp_path):  # noqa: 
     placer.set_image("a", image, label)
     for k in range(3):
         placer.place(np.random.default_rng(k), image, label, car())
-    with pytest.raises(SegaugError, match=r"the VLM placed 0 of 3 objects \(0%\), below vlm.min_vlm_share 20%.*"
-                                          r"parse error x3.*allow_all_fallback: true") as exc:  # fmt: skip
+    with pytest.raises(
+        SegaugError,
+        match=r"the VLM placed 0 of 3 objects \(0%\), below vlm.min_vlm_share 20%.*"
+        r"parse error x3.*allow_all_fallback: true",
+    ) as exc:
         placer.finish()
     assert "\n" not in str(exc.value)
     placer.allow_all_fallback = True

@@ -3,12 +3,12 @@
 import cv2
 import numpy as np
 import pytest
+from test_voc import one_error_line, run_script
 
 from conftest import ROOT
 from segaug.data.canonical import ClassTable, Sample, load_pair, read_label, read_split
 from segaug.data.demo import BOAT, CAR, DEMO_CLASSES, ROAD, WATER, class_table, generate_demo, generate_image
 from segaug.errors import SegaugError
-from test_voc import one_error_line, run_script
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,7 @@ def test_prepare_dataset_script_demo(tmp_path):
     assert read_split(tmp_path / "ds/sets/val.txt") == ["shapes_00003", "shapes_00004"]
     generate_demo(tmp_path / "lib", 3, 2, 64, 48, 7)
     assert all_bytes(tmp_path / "ds") == all_bytes(tmp_path / "lib")
-    line = one_error_line(run_script(ROOT / "scripts/prepare_dataset.py", "--kind", "demo", "--num-val", "0",
-                                     "--out", tmp_path / "bad"))  # fmt: skip
+    line = one_error_line(
+        run_script(ROOT / "scripts/prepare_dataset.py", "--kind", "demo", "--num-val", "0", "--out", tmp_path / "bad")
+    )
     assert "num_val (0) must be at least 1" in line

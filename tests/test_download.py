@@ -1,5 +1,6 @@
 """Checksummed downloads against a real HTTP server on loopback, and safe tar extraction."""
 
+import contextlib
 import hashlib
 import http.server
 import io
@@ -8,13 +9,13 @@ import threading
 
 import numpy as np
 import pytest
+from test_voc import make_tar, one_error_line, run_script, voc_files, voc_label
 
 from conftest import ROOT
 from segaug.data.canonical import ClassTable, read_label, read_split, voc_class_table
 from segaug.data.download import download, extract_tar, parse_checksum, verify_checksum
 from segaug.data.voc import convert_voc, extract_voc
 from segaug.errors import SegaugError
-from test_voc import make_tar, one_error_line, run_script, voc_files, voc_label
 
 LIST = b"000032\n000039"
 
@@ -50,10 +51,8 @@ class Server:
                 if outer.truncate.get(self.path, 0) > 0:
                     outer.truncate[self.path] -= 1
                     data = data[: len(data) // 2]
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             def log_message(self, *args):
                 pass
@@ -109,11 +108,29 @@ def test_download_then_convert_voc(tmp_path, server):
 
 def test_scripts_download_and_prepare(tmp_path, server):
     tar = tmp_path / "raw" / "voc2007.tar"
-    p = run_script(ROOT / "scripts/download.py", "--url", f"{server.url}/VOCtrainval.tar",
-                   "--checksum", f"md5:{server.md5}", "--out", tar, "--timeout", "10")  # fmt: skip
+    p = run_script(
+        ROOT / "scripts/download.py",
+        "--url",
+        f"{server.url}/VOCtrainval.tar",
+        "--checksum",
+        f"md5:{server.md5}",
+        "--out",
+        tar,
+        "--timeout",
+        "10",
+    )
     assert p.returncode == 0, p.stderr
-    p = run_script(ROOT / "scripts/prepare_dataset.py", "--kind", "voc", "--year", "2007",
-                   "--voc-tar", tar, "--out", tmp_path / "ds")  # fmt: skip
+    p = run_script(
+        ROOT / "scripts/prepare_dataset.py",
+        "--kind",
+        "voc",
+        "--year",
+        "2007",
+        "--voc-tar",
+        tar,
+        "--out",
+        tmp_path / "ds",
+    )
     assert p.returncode == 0, p.stderr
     assert len(list((tmp_path / "ds/labels").iterdir())) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "raw"]

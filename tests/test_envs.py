@@ -13,16 +13,33 @@ from conftest import ROOT, run_snakemake
 
 # import name -> the distribution that provides it
 DIST = {
-    "numpy": "numpy", "PIL": "pillow", "cv2": "opencv-python-headless", "scipy": "scipy",
-    "tqdm": "tqdm", "torch": "torch", "torchvision": "torchvision", "pandas": "pandas",
-    "segmentation_models_pytorch": "segmentation-models-pytorch", "timm": "timm",
-    "lightning": "lightning", "torchmetrics": "torchmetrics", "yaml": "pyyaml",
-    "jsonschema": "jsonschema", "tabulate": "tabulate", "diffusers": "diffusers",
-    "transformers": "transformers", "controlnet_aux": "controlnet-aux",
-    "torch_fidelity": "torch-fidelity", "huggingface_hub": "huggingface-hub",
-    "tokenizers": "tokenizers", "safetensors": "safetensors", "accelerate": "accelerate",
-    "einops": "einops", "matplotlib": "matplotlib", "openai": "openai",
-}  # fmt: skip
+    "numpy": "numpy",
+    "PIL": "pillow",
+    "cv2": "opencv-python-headless",
+    "scipy": "scipy",
+    "tqdm": "tqdm",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "pandas": "pandas",
+    "segmentation_models_pytorch": "segmentation-models-pytorch",
+    "timm": "timm",
+    "lightning": "lightning",
+    "torchmetrics": "torchmetrics",
+    "yaml": "pyyaml",
+    "jsonschema": "jsonschema",
+    "tabulate": "tabulate",
+    "diffusers": "diffusers",
+    "transformers": "transformers",
+    "controlnet_aux": "controlnet-aux",
+    "torch_fidelity": "torch-fidelity",
+    "huggingface_hub": "huggingface-hub",
+    "tokenizers": "tokenizers",
+    "safetensors": "safetensors",
+    "accelerate": "accelerate",
+    "einops": "einops",
+    "matplotlib": "matplotlib",
+    "openai": "openai",
+}
 
 
 def rules_with_envs():
@@ -89,12 +106,20 @@ RULES = rules_with_envs()
 # rules whose env is `train_env` (rules/common.smk) run in the env of the model's backend; each
 # env needs what the script imports except the other backend's own packages (imported lazily,
 # past the dispatch on the backend; tests/test_mmseg.py runs the scripts in an env without them)
-BACKEND_ENVS = {"envs/train.yaml": {"mmseg", "mmengine", "mmcv", "mmdet"},
-                "envs/mmseg.yaml": {"lightning", "segmentation_models_pytorch", "timm",
-                                    "transformers", "huggingface_hub", "tokenizers",
-                                    "safetensors", "torchmetrics"}}  # fmt: skip
-DIST.update({"mmseg": "mmsegmentation", "mmengine": "mmengine", "mmcv": "mmcv-lite",
-             "mmdet": "mmdet"})  # fmt: skip
+BACKEND_ENVS = {
+    "envs/train.yaml": {"mmseg", "mmengine", "mmcv", "mmdet"},
+    "envs/mmseg.yaml": {
+        "lightning",
+        "segmentation_models_pytorch",
+        "timm",
+        "transformers",
+        "huggingface_hub",
+        "tokenizers",
+        "safetensors",
+        "torchmetrics",
+    },
+}
+DIST.update({"mmseg": "mmsegmentation", "mmengine": "mmengine", "mmcv": "mmcv-lite", "mmdet": "mmdet"})
 ALT_DIST = {"cv2": ("opencv-python-headless", "opencv-python")}
 
 
@@ -105,7 +130,7 @@ def envs_of(env: str) -> dict[str, set[str]]:
 
 def test_every_rule_that_runs_code_names_an_env():
     assert RULES, "no rules parsed"
-    for rule, (env, script, runs_code) in RULES.items():
+    for rule, (env, _, runs_code) in RULES.items():
         if runs_code:
             assert env, f"rule {rule} runs code but names no conda env"
             for e in envs_of(env):
@@ -114,14 +139,15 @@ def test_every_rule_that_runs_code_names_an_env():
 
 @pytest.mark.parametrize("rule", sorted(r for r, v in RULES.items() if v[1]))
 def test_env_provides_what_the_script_imports(rule):
-    env, script, _ = RULES[rule]
-    for env, exempt in envs_of(env).items():
+    envs, script, _ = RULES[rule]
+    for env, exempt in envs_of(envs).items():
         pkgs = env_packages(env)
         needed = third_party_imports(ROOT / "scripts" / script) - exempt
         missing = sorted(
-            f"{m} ({DIST.get(m, '?')})" for m in needed
+            f"{m} ({DIST.get(m, '?')})"
+            for m in needed
             if not any(d.lower() in pkgs for d in ALT_DIST.get(m, (DIST.get(m, m),)))
-        )  # fmt: skip
+        )
         assert not missing, f"rule {rule}: {env} lacks {missing} imported by scripts/{script}"
 
 

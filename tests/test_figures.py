@@ -35,8 +35,11 @@ def _metrics(d, trainset, seed, ious, miou, split="voc7", model="deeplabv3plus_r
     p = d / "eval" / model / trainset / loss / f"seed{seed}" / "metrics.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     run = {"dataset": "voc2007", "split": split, "model": model, "trainset": trainset, "loss": loss, "seed": seed}
-    p.write_text(json.dumps({"class_names": CLASSES, "iou": dict(zip(CLASSES, ious)), "miou": miou,
-                             "pixel_acc": 0.9, "run": run}))  # fmt: skip
+    p.write_text(
+        json.dumps(
+            {"class_names": CLASSES, "iou": dict(zip(CLASSES, ious)), "miou": miou, "pixel_acc": 0.9, "run": run}
+        )
+    )
     return p
 
 
@@ -77,8 +80,15 @@ def _synthetic_set(tmp_path, n=3):
         for p in (priors / "image" / f"{src}.png", priors / "label" / f"{src}.png", sset / "priors" / f"{oid}.png"):
             Image.fromarray(rng.integers(0, 2, (24, 32), dtype=np.uint8) * 255).save(p)
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(sset / "images" / f"{oid}.png")
-        lines.append({"output_id": oid, "source_id": src, "copy": 0, "balanced_class": "bicycle",
-                      "prompt": f"a photo of a bicycle on a road number {k}, " + "with a long caption " * 8})  # fmt: skip
+        lines.append(
+            {
+                "output_id": oid,
+                "source_id": src,
+                "copy": 0,
+                "balanced_class": "bicycle",
+                "prompt": f"a photo of a bicycle on a road number {k}, " + "with a long caption " * 8,
+            }
+        )
     (sset / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
     return root, priors, sset
 
@@ -93,8 +103,9 @@ def test_best_step_is_the_first_maximum_ignoring_nan():
 
 
 def test_mean_curve_over_uneven_seeds():
-    c = F.mean_curve([(np.array([1, 2, 3]), np.array([10.0, 20.0, 30.0])),
-                      (np.array([1, 2]), np.array([14.0, float("nan")]))])  # fmt: skip
+    c = F.mean_curve(
+        [(np.array([1, 2, 3]), np.array([10.0, 20.0, 30.0])), (np.array([1, 2]), np.array([14.0, float("nan")]))]
+    )
     assert list(c["steps"]) == [1, 2, 3]
     assert list(c["mean"]) == [12.0, 20.0, 30.0] and list(c["n"]) == [2, 1, 1]
     assert list(c["min"]) == [10.0, 20.0, 30.0] and list(c["max"]) == [14.0, 20.0, 30.0]
@@ -121,9 +132,17 @@ def test_figure5_marks_best_steps_and_is_deterministic(tmp_path):
 
 def test_sample_grid_histogram_and_bars_are_deterministic_pngs(tmp_path):
     root, priors, _ = _synthetic_set(tmp_path)
-    rows = [{"image": root / "images" / "img0.png", "image_prior": priors / "image" / "img0.png",
-             "label_prior": priors / "label" / "img0.png", "blended_prior": None,
-             "generated": np.zeros((24, 32, 3), np.uint8), "prompt": "a long prompt " * 30, "title": "img0"}]  # fmt: skip
+    rows = [
+        {
+            "image": root / "images" / "img0.png",
+            "image_prior": priors / "image" / "img0.png",
+            "label_prior": priors / "label" / "img0.png",
+            "blended_prior": None,
+            "generated": np.zeros((24, 32, 3), np.uint8),
+            "prompt": "a long prompt " * 30,
+            "title": "img0",
+        }
+    ]
     for name in ("g1.png", "g2.png"):
         F.sample_grid(rows * 2, tmp_path / name)
     assert _png(tmp_path / "g1.png") == _png(tmp_path / "g2.png")
@@ -136,7 +155,10 @@ def test_sample_grid_histogram_and_bars_are_deterministic_pngs(tmp_path):
     with pytest.raises(SegaugError, match="every class is excluded"):
         F.class_histogram(*args, tmp_path / "h3.png", exclude=CLASSES)
 
-    series = {"D_origin": ([80.0, 40.0, float("nan")], [1.0, 2.0, float("nan")]), "D_final": ([81.0, 50.0, 20.0], [0.5, 1.0, 2.0])}
+    series = {
+        "D_origin": ([80.0, 40.0, float("nan")], [1.0, 2.0, float("nan")]),
+        "D_final": ([81.0, 50.0, 20.0], [0.5, 1.0, 2.0]),
+    }
     for name in ("b1.png", "b2.png"):
         F.per_class_iou_bars(CLASSES, series, tmp_path / name, paper={"D_origin": [89.3, 75.4, 43.9]})
     assert _png(tmp_path / "b1.png") == _png(tmp_path / "b2.png")
@@ -178,8 +200,10 @@ def test_table2_mean_std_and_paper_columns_only_on_voc7(tmp_path):
 
 
 def test_latex_booktabs_escaped_and_balanced():
-    rows = [{"trainset": "gen-t3_cpa", "miou": "47.50 ± 0.71", "n": 3, "note": "50% & #1 {x} ~ ^ \\"},
-            {"trainset": "origin", "miou": "46.0", "n": None, "note": float("nan")}]  # fmt: skip
+    rows = [
+        {"trainset": "gen-t3_cpa", "miou": "47.50 ± 0.71", "n": 3, "note": "50% & #1 {x} ~ ^ \\"},
+        {"trainset": "origin", "miou": "46.0", "n": None, "note": float("nan")},
+    ]
     tex = to_latex(rows, caption="Table 3: w1 x w2 of gen_default", label="tab:t3")
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     assert "\\begin{tabular}{llrl}" in tex  # numbers right-aligned
@@ -207,8 +231,16 @@ def test_provenance_keys_stable_and_config_hash(tmp_path):
     for key in ("config_sha256", "code_version", "packages", "python", "seeds", "model_ids", "extra"):
         assert key in p1
     assert not any("time" in k or "date" in k for k in p1)
-    assert set(p1["packages"]) >= {"numpy", "torch", "torchvision", "segmentation-models-pytorch",
-                                   "transformers", "diffusers", "lightning", "snakemake"}  # fmt: skip
+    assert set(p1["packages"]) >= {
+        "numpy",
+        "torch",
+        "torchvision",
+        "segmentation-models-pytorch",
+        "transformers",
+        "diffusers",
+        "lightning",
+        "snakemake",
+    }
     assert p1["packages"]["numpy"] == np.__version__
     assert config_hash({"b": 1, "a": 2}) == config_hash({"a": 2, "b": 1})
     assert config_hash(cfg) != config_hash({**cfg, "seeds": [0, 1, 2]})
@@ -231,13 +263,29 @@ def test_provenance_keys_stable_and_config_hash(tmp_path):
 
 def test_cli_subcommands_end_to_end(tmp_path):
     cli = _script()
-    prov = json.dumps({"config": {"table2": {"model": "deeplabv3plus_r50"}}, "seeds": [0, 1],
-                       "model_ids": {"generator": "org/sdxl"}})  # fmt: skip
+    prov = json.dumps(
+        {"config": {"table2": {"model": "deeplabv3plus_r50"}}, "seeds": [0, 1], "model_ids": {"generator": "org/sdxl"}}
+    )
     out = tmp_path / "out"
 
     files = _metric_files(tmp_path / "m")
-    cli.main(["table2", "--metrics", *map(str, files), "--out-csv", str(out / "t2.csv"), "--out-md", str(out / "t2.md"),
-              "--out-tex", str(out / "t2.tex"), "--out-bars", str(out / "t2.png"), "--provenance-json", prov])  # fmt: skip
+    cli.main(
+        [
+            "table2",
+            "--metrics",
+            *map(str, files),
+            "--out-csv",
+            str(out / "t2.csv"),
+            "--out-md",
+            str(out / "t2.md"),
+            "--out-tex",
+            str(out / "t2.tex"),
+            "--out-bars",
+            str(out / "t2.png"),
+            "--provenance-json",
+            prov,
+        ]
+    )
     assert (out / "t2.csv").read_text().splitlines()[1].startswith("background,82.0,2.83,82.0,0.0,0.0,89.32,88.69")
     assert (out / "t2.md").read_text().startswith("# Table 2: per-class IoU (%) of deeplabv3plus_r50 on voc7")
     assert "\\toprule" in (out / "t2.tex").read_text()
@@ -248,39 +296,112 @@ def test_cli_subcommands_end_to_end(tmp_path):
         assert rec["extra"]["made_by"] == "scripts/figures.py table2" and len(rec["extra"]["inputs"]) == 4
 
     curves = [_curve(tmp_path / "c" / f"{t}{s}.csv", [(10, 0.2 + s / 10), (20, 0.3)]) for t in "of" for s in (0, 1)]
-    cli.main(["figure5", "--curve", "D_origin", *map(str, curves[:2]), "--curve", "D_final", *map(str, curves[2:]),
-              "--out", str(out / "f5.png"), "--provenance-json", prov])  # fmt: skip
+    cli.main(
+        [
+            "figure5",
+            "--curve",
+            "D_origin",
+            *map(str, curves[:2]),
+            "--curve",
+            "D_final",
+            *map(str, curves[2:]),
+            "--out",
+            str(out / "f5.png"),
+            "--provenance-json",
+            prov,
+        ]
+    )
     _png(out / "f5.png")
     assert (out / "f5.png.provenance.json").exists()
 
     root, priors, sset = _synthetic_set(tmp_path / "s")
-    cli.main(["samples", "--set", str(sset), "--priors", str(priors), "--dataset-root", str(root), "--n", "2",
-              "--out", str(out / "samples.png")])  # fmt: skip
+    cli.main(
+        [
+            "samples",
+            "--set",
+            str(sset),
+            "--priors",
+            str(priors),
+            "--dataset-root",
+            str(root),
+            "--n",
+            "2",
+            "--out",
+            str(out / "samples.png"),
+        ]
+    )
     _png(out / "samples.png")
     assert not (out / "samples.png.provenance.json").exists()  # no --provenance-json: no sidecar
     with pytest.raises(SegaugError, match="prior missing"):
-        cli.main(["samples", "--set", str(sset), "--priors", str(tmp_path), "--dataset-root", str(root),
-                  "--out", str(out / "x.png")])  # fmt: skip
+        cli.main(
+            [
+                "samples",
+                "--set",
+                str(sset),
+                "--priors",
+                str(tmp_path),
+                "--dataset-root",
+                str(root),
+                "--out",
+                str(out / "x.png"),
+            ]
+        )
 
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({
-        "plan": "balance-auto", "n_balance": 27, "exclude": ["background"], "num_origin": 60, "num_generated": 30,
-        "class_names": CLASSES, "images_per_class_origin": [60, 10, 3], "images_per_class_final": [60, 27, 27],
-        "entropy_origin": 0.62, "entropy_final": 1.0, "cir_origin": 0.3, "cir_final": 1.0,
-    }))  # fmt: skip
+    plan.write_text(
+        json.dumps(
+            {
+                "plan": "balance-auto",
+                "n_balance": 27,
+                "exclude": ["background"],
+                "num_origin": 60,
+                "num_generated": 30,
+                "class_names": CLASSES,
+                "images_per_class_origin": [60, 10, 3],
+                "images_per_class_final": [60, 27, 27],
+                "entropy_origin": 0.62,
+                "entropy_final": 1.0,
+                "cir_origin": 0.3,
+                "cir_final": 1.0,
+            }
+        )
+    )
     cli.main(["histogram", "--plan", str(plan), "--out", str(out / "hist.png"), "--provenance-json", prov])
     in_process = _png(out / "hist.png")
     p = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/figures.py"), "histogram", "--plan", str(plan), "--out", str(out / "hist2.png")],
-        check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts/figures.py"),
+            "histogram",
+            "--plan",
+            str(plan),
+            "--out",
+            str(out / "hist2.png"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
+    )
     assert p.returncode == 0, p.stderr
     assert (out / "hist2.png").read_bytes() == in_process  # same bytes across processes
 
     bad = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/figures.py"), "table2", "--metrics", *map(str, files),
-         "--out-csv", str(out / "t.csv"), "--provenance-json", '{"seeds": [0]}'],
-        check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts/figures.py"),
+            "table2",
+            "--metrics",
+            *map(str, files),
+            "--out-csv",
+            str(out / "t.csv"),
+            "--provenance-json",
+            '{"seeds": [0]}',
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
+    )
     assert bad.returncode == 2 and 'at least "config"' in bad.stderr
     assert not (out / "t.csv").exists()  # a bad --provenance-json fails before anything is written

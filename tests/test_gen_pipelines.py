@@ -12,8 +12,8 @@ from segaug.generative import tiny_sdxl
 from segaug.generative.pipelines import (
     DEFAULTS,
     PIPELINES,
-    GenJob,
     Generator,
+    GenJob,
     attempt_seed,
     bad_image_reason,
     derive_seed,
@@ -105,9 +105,7 @@ def test_unknown_config_key_lists_known_keys():
 
 
 def test_adapter_needs_a_multiple_of_its_unshuffle_factor(tiny_dirs):
-    with pytest.raises(
-        SegaugError, match="multiple_of 8 is not a multiple of the adapter's downscale_factor 16"
-    ):
+    with pytest.raises(SegaugError, match="multiple_of 8 is not a multiple of the adapter's downscale_factor 16"):
         Generator(tiny_cfg("sdxl_adapter", tiny_dirs, multiple_of=8), device="cpu")
     Generator(tiny_cfg("sdxl_controlnet", tiny_dirs, multiple_of=8), device="cpu")  # no unshuffle: fine
 
@@ -136,9 +134,7 @@ def test_tiny_build_layout_and_determinism(tiny_dirs, tmp_path):
     again = tiny_sdxl.build("sdxl-adapter", tmp_path / "again")
     for part in ("unet", "adapter", "text_encoder"):
         name = next(p.name for p in (again / part).glob("*.safetensors"))
-        assert (again / part / name).read_bytes() == (
-            tiny_dirs["sdxl_adapter"] / part / name
-        ).read_bytes(), part
+        assert (again / part / name).read_bytes() == (tiny_dirs["sdxl_adapter"] / part / name).read_bytes(), part
 
 
 # ----------------------------------------------------------------------------- generation

@@ -18,9 +18,7 @@ def test_prompt_modes_match_the_paper_examples():
     cap, names = "a room with a table and a laptop on it", ["sofa", "chair", "dining table"]
     assert build_prompt("caption", cap, names) == cap
     assert build_prompt("classes", cap, names) == "a photo of sofa, chair, dining table"
-    assert build_prompt("appended", cap, names) == (
-        "a room with a table and a laptop on it; sofa, chair, dining table"
-    )
+    assert build_prompt("appended", cap, names) == ("a room with a table and a laptop on it; sofa, chair, dining table")
     assert build_prompt("appended", "a pink airplane on the tarmac.", ["aeroplane", "person"]) == (
         "a pink airplane on the tarmac; aeroplane, person"
     )
@@ -111,8 +109,7 @@ def test_stage_3_hand_checked():
     plan = balance.balance_plan(IMGS, n_balance=5, exclude=[0])
     got = [(p["class"], p["source"], p["copy"]) for p in plan]
     # class 3 needs 3: e, d, then the walk starts over at e (its second copy)
-    assert got == [(1, "a", 0), (1, "b", 0), (2, "c", 0), (2, "b", 1),
-                   (3, "e", 0), (3, "d", 0), (3, "e", 1)]  # fmt: skip
+    assert got == [(1, "a", 0), (1, "b", 0), (2, "c", 0), (2, "b", 1), (3, "e", 0), (3, "d", 0), (3, "e", 1)]
     ids = [f"{p['source']}_g{p['copy']}" for p in plan]
     assert len(set(ids)) == len(ids)
     assert balance.balance_plan(IMGS, n_balance=2, exclude=[0]) == []

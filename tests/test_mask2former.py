@@ -85,14 +85,10 @@ def test_param_groups_follow_the_mmseg_recipe():
     groups = {g["name"]: g for g in model.param_groups(1e-4, 0.05, 0.1)}
     assert list(groups)[0] == "head"  # group 0 carries the base lr (logged in the curve)
     assert groups["backbone"]["lr"] == pytest.approx(1e-5) and groups["head"]["lr"] == 1e-4
-    assert (
-        groups["head_no_decay"]["weight_decay"] == 0 and groups["backbone"]["weight_decay"] == 0.05
-    )
+    assert groups["head_no_decay"]["weight_decay"] == 0 and groups["backbone"]["weight_decay"] == 0.05
     backbone = {id(p) for p in model.backbone.parameters()}
     assert all(id(p) in backbone for p in groups["backbone"]["params"])
-    assert not any(
-        id(p) in backbone for g in ("head", "head_no_decay") for p in groups[g]["params"]
-    )
+    assert not any(id(p) in backbone for g in ("head", "head_no_decay") for p in groups[g]["params"])
     # frozen backbone BatchNorm affine (mmseg norm_cfg requires_grad=False) is left out; every
     # trainable parameter is in exactly one group
     grouped = [id(p) for g in groups.values() for p in g["params"]]
@@ -100,8 +96,12 @@ def test_param_groups_follow_the_mmseg_recipe():
     assert sorted(grouped) == sorted(trainable) and len(trainable) < len(list(model.parameters()))
     no_decay = {id(p) for p in groups["head_no_decay"]["params"]}
     tm = model.hf.model.transformer_module
-    for p in (tm.queries_features.weight, tm.queries_embedder.weight, tm.level_embed.weight,
-              model.hf.model.pixel_level_module.decoder.level_embed):  # fmt: skip
+    for p in (
+        tm.queries_features.weight,
+        tm.queries_embedder.weight,
+        tm.level_embed.weight,
+        model.hf.model.pixel_level_module.decoder.level_embed,
+    ):
         assert id(p) in no_decay
 
 
@@ -139,9 +139,7 @@ def test_new_train_keys_validated_and_fingerprint_compatible():
     fp = _fingerprint({}, table, resolve_train_cfg({}), {"name": "ce"}, 0, [], [])
     # an smp run checkpointed before these keys existed still resumes
     assert not {"optimizer", "grad_clip", "backbone_lr_mult"} & set(fp["train"])
-    fp = _fingerprint(
-        {}, table, resolve_train_cfg({"optimizer": "adamw"}), {"name": "ce"}, 0, [], []
-    )
+    fp = _fingerprint({}, table, resolve_train_cfg({"optimizer": "adamw"}), {"name": "ce"}, 0, [], [])
     assert fp["train"]["optimizer"] == "adamw"
 
 
@@ -150,13 +148,23 @@ def test_new_train_keys_validated_and_fingerprint_compatible():
 
 from test_train import shapes  # noqa: E402,F401  (the same 64x64 rectangles dataset)
 
-
 # the MMSeg Mask2Former recipe keys (lr raised for a few steps)
 TRAIN_CFG = {
-    "steps": 8, "val_interval": 4, "batch_size": 2, "crop_size": [48, 48], "base_size": [64, 64],
-    "ratio_range": [0.75, 1.25], "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05,
-    "min_lr": 0.0, "grad_clip": 0.01, "backbone_lr_mult": 0.1, "threads": 1, "num_workers": 0,
-}  # fmt: skip
+    "steps": 8,
+    "val_interval": 4,
+    "batch_size": 2,
+    "crop_size": [48, 48],
+    "base_size": [64, 64],
+    "ratio_range": [0.75, 1.25],
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.05,
+    "min_lr": 0.0,
+    "grad_clip": 0.01,
+    "backbone_lr_mult": 0.1,
+    "threads": 1,
+    "num_workers": 0,
+}
 
 
 class Kill(L.Callback):
@@ -176,9 +184,7 @@ class GradNorms(L.Callback):
     def on_before_zero_grad(self, trainer, pl_module, optimizer):
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         if grads:
-            self.norms.append(
-                float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
-            )
+            self.norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
 
 
 def test_train_evaluate_and_resume(shapes, tmp_path):  # noqa: F811  (pytest fixture)
@@ -191,8 +197,7 @@ def test_train_evaluate_and_resume(shapes, tmp_path):  # noqa: F811  (pytest fix
     va = samples(shapes, ["im8", "im9"])
 
     def run(out, **kw):
-        paths = {"out_model": out / "model.pt", "out_curve": out / "curve.csv",
-                 "state_dir": out / "state"}  # fmt: skip
+        paths = {"out_model": out / "model.pt", "out_curve": out / "curve.csv", "state_dir": out / "state"}
         return train(tr, va, table, TINY, TRAIN_CFG, {"name": "ce"}, 0, device="cpu", **paths, **kw)
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"

@@ -18,9 +18,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_train import MMSEG_R50_D8, RUN, TRAIN_CFG, _script, shapes  # noqa: F401
 
 from segaug.errors import SegaugError
-from test_train import MMSEG_R50_D8, RUN, TRAIN_CFG, _script, shapes  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 MMSEG_PY = Path(os.environ.get("SEGAUG_MMSEG_PYTHON") or ROOT / ".venv-mmseg" / "bin" / "python")
@@ -45,10 +45,8 @@ def mmseg_py():
 
 
 def run_in_env(py, args, timeout=900):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1",
-           "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    p = subprocess.run([py, *args], capture_output=True, text=True, timeout=timeout, env=env,
-                       cwd=ROOT)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run([py, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     assert p.returncode == 0, f"{args[:2]} failed ({p.returncode}):\n{p.stderr[-6000:]}"
     return p
 
@@ -83,9 +81,10 @@ def test_library_imports_and_checks_without_mmseg():
     with pytest.raises(SegaugError, match="the config's own losses"):
         mb._ce_options({"name": "ce", "class_weights": [1, 2]}, "mask2former")
     assert mb._ce_options({"name": "ce", "class_weights": [1, 2]}, "pspnet") == {
-        "avg_non_ignore": True, "class_weight": [1.0, 2.0]}  # fmt: skip
-    assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "pspnet") == {
-        "avg_non_ignore": False}  # fmt: skip
+        "avg_non_ignore": True,
+        "class_weight": [1.0, 2.0],
+    }
+    assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "pspnet") == {"avg_non_ignore": False}
     assert mb._ce_options({"name": "ce", "avg_non_ignore": False}, "mask2former") == {}
     # where mmseg is absent, a backend: mmseg model is one clear line
     from segaug.train.models import create_model
@@ -99,8 +98,7 @@ def test_library_imports_and_checks_without_mmseg():
     from segaug.report.table2 import has_paper_values
     from segaug.report.tables import paper_miou
 
-    assert paper_miou("pspnet_r50_mmseg", "voc7", "origin") == paper_miou("pspnet_r50", "voc7",
-                                                                            "origin") == 47.04
+    assert paper_miou("pspnet_r50_mmseg", "voc7", "origin") == paper_miou("pspnet_r50", "voc7", "origin") == 47.04
     assert has_paper_values("deeplabv3plus_r50_mmseg", "voc7")
     assert "mmseg" not in sys.modules
 
@@ -111,7 +109,9 @@ def test_library_imports_and_checks_without_mmseg():
 def test_configs_need_no_compiled_op_and_match_mmseg_counts(mmseg_py):
     """The three paper configs train a step and predict on CPU with mmcv-lite: the stand-in
     records no compiled op called; a compiled op that is called fails naming itself."""
-    p = run_code(mmseg_py, f"""
+    p = run_code(
+        mmseg_py,
+        f"""
         import json, torch
         from segaug.train import mmcv_standin, mmseg_backend as mb
         out = {{"standin": None, "models": {{}}}}
@@ -160,7 +160,8 @@ def test_configs_need_no_compiled_op_and_match_mmseg_counts(mmseg_py):
         except mmcv_standin.MissingCompiledOp as e:
             out["nms"] = str(e)
         print("RESULT" + json.dumps(out))
-    """)
+    """,
+    )
     out = json.loads(p.stdout.split("RESULT", 1)[1])
     print(json.dumps(out["models"], indent=1))
     if out["standin"]:  # mmcv-lite: nothing needed a compiled op, and a called one fails loudly
@@ -175,21 +176,49 @@ def test_configs_need_no_compiled_op_and_match_mmseg_counts(mmseg_py):
 
 def _train_args(shapes, out, model, py_script="train"):  # noqa: F811
     return [
-        str(ROOT / "scripts" / f"{py_script}.py"), "--dataset-root", str(shapes),
-        "--train-list", str(shapes / "train.txt"), "--val-list", str(shapes / "val.txt"),
-        "--model-json", json.dumps(model), "--train-json", json.dumps(CFG),
-        "--loss-json", '{"name": "ce"}', "--seed", "0", "--run-json", json.dumps(RUN),
-        "--out-model", str(out / "model.pt"), "--out-curve", str(out / "curve.csv"),
-        "--state-dir", str(out / "state"), "--device", "cpu",
-    ]  # fmt: skip
+        str(ROOT / "scripts" / f"{py_script}.py"),
+        "--dataset-root",
+        str(shapes),
+        "--train-list",
+        str(shapes / "train.txt"),
+        "--val-list",
+        str(shapes / "val.txt"),
+        "--model-json",
+        json.dumps(model),
+        "--train-json",
+        json.dumps(CFG),
+        "--loss-json",
+        '{"name": "ce"}',
+        "--seed",
+        "0",
+        "--run-json",
+        json.dumps(RUN),
+        "--out-model",
+        str(out / "model.pt"),
+        "--out-curve",
+        str(out / "curve.csv"),
+        "--state-dir",
+        str(out / "state"),
+        "--device",
+        "cpu",
+    ]
 
 
 def _eval_args(shapes, model_dir, out):  # noqa: F811
     return [
-        "--dataset-root", str(shapes), "--val-list", str(shapes / "val.txt"),
-        "--model", str(model_dir / "model.pt"), "--out-metrics", str(out / "metrics.json"),
-        "--out-confusion", str(out / "confusion.csv"), "--device", "cpu",
-    ]  # fmt: skip
+        "--dataset-root",
+        str(shapes),
+        "--val-list",
+        str(shapes / "val.txt"),
+        "--model",
+        str(model_dir / "model.pt"),
+        "--out-metrics",
+        str(out / "metrics.json"),
+        "--out-confusion",
+        str(out / "confusion.csv"),
+        "--device",
+        "cpu",
+    ]
 
 
 def _curve(path):
@@ -204,7 +233,9 @@ def test_mmseg_trains_resumes_exactly_and_scores_like_smp(mmseg_py, shapes, tmp_
     model = MODELS["deeplabv3plus_r50"]
     a, b, smp_dir = tmp_path / "a", tmp_path / "b", tmp_path / "smp"
     run_in_env(mmseg_py, _train_args(shapes, a, model))
-    run_code(mmseg_py, f"""
+    run_code(
+        mmseg_py,
+        f"""
         from pathlib import Path
         from segaug.data.canonical import ClassTable, read_split, samples
         from segaug.train import mmseg_backend
@@ -220,19 +251,23 @@ def test_mmseg_trains_resumes_exactly_and_scores_like_smp(mmseg_py, shapes, tmp_
             assert "killed" in str(e)
         else:
             raise SystemExit("not killed")
-    """)
+    """,
+    )
     assert not (b / "model.pt").exists() and (b / "state" / "iter_4.pth").exists()
     p = run_in_env(mmseg_py, _train_args(shapes, b, model))
     assert "Loads checkpoint" in p.stdout + p.stderr  # resumed, not restarted
     assert not (a / "state").exists() and not (b / "state").exists()
-    run_code(mmseg_py, f"""
+    run_code(
+        mmseg_py,
+        f"""
         import torch
         a = torch.load({str(a / "model.pt")!r}, weights_only=True)
         b = torch.load({str(b / "model.pt")!r}, weights_only=True)
         assert a["backend"] == "mmseg" and a["state_dict"].keys() == b["state_dict"].keys()
         assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
         assert a["history"] == b["history"]
-    """)
+    """,
+    )
     assert (a / "curve.csv").read_text() == (b / "curve.csv").read_text()
     run_in_env(mmseg_py, [str(ROOT / "scripts" / "evaluate.py"), *_eval_args(shapes, a, a)])
 
@@ -262,7 +297,9 @@ def test_mmseg_trains_resumes_exactly_and_scores_like_smp(mmseg_py, shapes, tmp_
 def test_pspnet_and_mask2former_resume_exactly(mmseg_py, shapes, tmp_path):  # noqa: F811
     """4 steps straight vs killed at step 3 and resumed from the step-2 checkpoint (Mask2Former
     with its AdamW recipe: backbone lr x 0.1, clipping), then evaluated by our code."""
-    p = run_code(mmseg_py, f"""
+    p = run_code(
+        mmseg_py,
+        f"""
         import json, torch
         from pathlib import Path
         from segaug.data.canonical import ClassTable, read_split, samples
@@ -295,7 +332,8 @@ def test_pspnet_and_mask2former_resume_exactly(mmseg_py, shapes, tmp_path):  # n
                          "history": a["history"] == b["history"],
                          "eval": abs(sc["miou"] - a["history"][-1]["val_miou"]) < 1e-9}}
         print("RESULT" + json.dumps(res))
-    """)
+    """,
+    )
     res = json.loads(p.stdout.split("RESULT", 1)[1])
     for name, r in res.items():
         assert r == {"resumed": True, "same": True, "history": True, "eval": True}, name
@@ -307,14 +345,12 @@ def test_paper_dag_with_mmseg_models(tmp_path):
     from conftest import run_snakemake
 
     t1 = tmp_path / "t1.yaml"
-    t1.write_text("table1:\n  models: [pspnet_r50_mmseg]\n  splits: [voc7]\n  loss: ce\n"
-                  "  d_final: paste-random\n")  # fmt: skip
+    t1.write_text("table1:\n  models: [pspnet_r50_mmseg]\n  splits: [voc7]\n  loss: ce\n  d_final: paste-random\n")
     cfg = ["--configfile", str(ROOT / "config" / "config.yaml"), str(t1)]
     p = run_snakemake("-n", "-p", *cfg, cwd=tmp_path)
     cmds = [x for x in p.stdout.splitlines() if "scripts/train.py" in x]
     assert cmds and all("pspnet_r50_mmseg" in c for c in cmds)
     model = json.loads(cmds[0].split("--model-json '", 1)[1].split("'", 1)[0])
-    assert model == {"arch": "PSPNet", "backend": "mmseg", "config": "pspnet_r50-d8",
-                     "backbone_weights": "imagenet"}  # fmt: skip
+    assert model == {"arch": "PSPNet", "backend": "mmseg", "config": "pspnet_r50-d8", "backbone_weights": "imagenet"}
     p = run_snakemake("prefetch", "-n", *cfg, cwd=tmp_path)
     assert "prefetch_weights/pspnet_r50_mmseg.log" in p.stdout

@@ -208,7 +208,7 @@ def test_tiny_clipseg_predicts_a_surface_map(tiny, clipseg):
     again = ClipSegSurfaces(str(tiny["clipseg"]), device="cpu").predict(image, SURFACES)
     assert np.array_equal(smap.index, again.index)
     probs = clipseg.probabilities(image, SURFACES)
-    assert probs.shape == (3, 50, 70) and 0 <= probs.min() and probs.max() <= 1
+    assert probs.shape == (3, 50, 70) and probs.min() >= 0 and probs.max() <= 1
     assert np.array_equal(smap.index, assign_by_threshold(probs, 0.4))
     everywhere = ClipSegSurfaces(str(tiny["clipseg"]), device="cpu", threshold=0.0).predict(image, SURFACES)
     assert (everywhere.index != NO_SURFACE).all()  # threshold 0: every pixel gets its argmax

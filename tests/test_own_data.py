@@ -72,7 +72,9 @@ def test_class_table_sources_in_order(tmp_path):
     assert t["names"] == ["bg", "thing"] and t["palette"][1] == [128, 0, 0]
     # PASCAL VOC itself (a year, no table file) keeps its 21 classes; an export without one must say
     os.remove(tmp_path / "exp/labelmap.txt")
-    with pytest.raises(SegaugError, match=r"datasets.mine: a VOC-layout dataset that is not PASCAL VOC .* labelmap.txt"):
+    with pytest.raises(
+        SegaugError, match=r"datasets.mine: a VOC-layout dataset that is not PASCAL VOC .* labelmap.txt"
+    ):
         dataset_class_table("mine", d)
     make_canonical(tmp_path / "can")
     assert dataset_class_table("c", {"kind": "canonical", "path": str(tmp_path / "can")})["names"] == list(NAMES)
@@ -117,7 +119,9 @@ def test_voc_export_converts_with_its_own_classes(tmp_path):
         assert (out / f"images/{i}.jpg").read_bytes() == (tmp_path / f"exp/JPEGImages/{i}.jpg").read_bytes()
     assert read_split(out / "sets/default.txt") == names
     src = json.loads((out / "source.json").read_text())
-    assert {"labelmap.txt", "JPEGImages/frame_0000.jpg", "SegmentationClass/frame_0005.png"} <= {f[0] for f in src["files"]}
+    assert {"labelmap.txt", "JPEGImages/frame_0000.jpg", "SegmentationClass/frame_0005.png"} <= {
+        f[0] for f in src["files"]
+    }
 
 
 # ------------------------------------------------------------------ defects
@@ -261,8 +265,12 @@ def test_the_script_prints_one_error_line(tmp_path, kind):
         args = ["--kind", "voc", "--voc-root", root, "--classes-json", classes, "--out", out]
     else:
         args = ["--kind", "canonical", "--root", root, "--out", out]
-    p = subprocess.run([sys.executable, ROOT / "scripts/prepare_dataset.py", *map(str, args)],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, ROOT / "scripts/prepare_dataset.py", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr
     errors = [line for line in p.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and f"{names[2]}.jpg: cannot read image" in errors[0], p.stderr
@@ -314,7 +322,9 @@ def test_misspelt_class_is_a_start_up_error_naming_the_key(tmp_path, kind):
     p = run_snakemake("-n", "--configfile", str(cfg), cwd=tmp_path, check=False)
     assert p.returncode != 0
     out = p.stdout + p.stderr
-    assert "pool.classes[1]: unknown class 'baot'; known: background, road, building, tree, car, boat" in out, out[-2000:]
+    assert "pool.classes[1]: unknown class 'baot'; known: background, road, building, tree, car, boat" in out, out[
+        -2000:
+    ]
     assert time.monotonic() - t0 < 60 and not (tmp_path / "results").exists()
 
 
@@ -362,8 +372,17 @@ def test_canonical_dataset_is_verified_once_and_again_when_it_changes(tmp_path):
     Image.fromarray(arr, mode="L").save(lab)
     p = run_snakemake(target, "-n", "--configfile", str(cfg), cwd=tmp_path)
     assert "verify_dataset" in p.stdout, p.stdout[-3000:]
-    p = run_snakemake(target, "--cores", "1", "--configfile", str(cfg), "--profile", str(ROOT / "profiles/local"),
-                      cwd=tmp_path, check=False)  # fmt: skip
+    p = run_snakemake(
+        target,
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg),
+        "--profile",
+        str(ROOT / "profiles/local"),
+        cwd=tmp_path,
+        check=False,
+    )
     assert p.returncode != 0
     # the profile shows the failed job's log on the console (show-failed-logs)
     assert f"{lab}: label values [9] are outside the class table" in p.stdout + p.stderr
@@ -384,11 +403,22 @@ def test_a_toy_dataset_kind_is_one_module_and_one_registry_line(tmp_path, monkey
         "    out = Path(out); (out / 'sets').mkdir(parents=True)\n"
         "    (out / 'classes.json').write_text(json.dumps(table))\n"
         "    return {'images': cfg['n']}\n"
-    )  # fmt: skip
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(kinds.KINDS, "toy", kinds.DatasetKind(
-        "toy", "toykind:prepare", lambda name, d: {"names": ["a", "b"], "palette": [[0, 0, 0], [9, 9, 9]],
-                                                   "ignore_index": 255, "source": "toy"}))  # fmt: skip
+    monkeypatch.setitem(
+        kinds.KINDS,
+        "toy",
+        kinds.DatasetKind(
+            "toy",
+            "toykind:prepare",
+            lambda name, d: {
+                "names": ["a", "b"],
+                "palette": [[0, 0, 0], [9, 9, 9]],
+                "ignore_index": 255,
+                "source": "toy",
+            },
+        ),
+    )
     cfg = {"kind": "toy", "n": 3}
     assert dataset_class_table("t", cfg)["names"] == ["a", "b"]
     assert dataset_fingerprint(cfg) == ""  # made by its own job: nothing on disk to watch

@@ -194,9 +194,7 @@ def data(tmp_path):
 
 
 def files_bytes(d: Path) -> dict:
-    return {
-        p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
-    }
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def run_paste(data, out, seed, **kw):
@@ -224,12 +222,8 @@ def test_paste_dataset_layout_and_manifest(data, tmp_path):
     total = 0
     for oid in new:
         src = oid.rsplit("_p", 1)[0]
-        img0, lab0 = read_image(root / "images" / f"{src}.png"), read_label(
-            root / "labels" / f"{src}.png"
-        )
-        img, lab = read_image(out / "images" / f"{oid}.png"), read_label(
-            out / "labels" / f"{oid}.png"
-        )
+        img0, lab0 = read_image(root / "images" / f"{src}.png"), read_label(root / "labels" / f"{src}.png")
+        img, lab = read_image(out / "images" / f"{oid}.png"), read_label(out / "labels" / f"{oid}.png")
         changed = lab != lab0
         assert (lab[changed] == 1).all()
         box = np.zeros(lab.shape, bool)
@@ -255,9 +249,7 @@ def test_same_seed_same_bytes_other_seed_differs(data, tmp_path):
 
 def test_hard_blend_and_options(data, tmp_path):
     s = run_paste(data, tmp_path / "h", 0, blend="hard", objects_per_image=(2, 2), flip_prob=1.0)
-    recs = [
-        json.loads(line) for line in (tmp_path / "h" / "manifest.jsonl").read_text().splitlines()
-    ]
+    recs = [json.loads(line) for line in (tmp_path / "h" / "manifest.jsonl").read_text().splitlines()]
     assert s["pastes"] == len(recs) == 8
     assert all(r["flip"] and r["blend"] == "hard" and r["feather_px"] == 0 for r in recs)
 
@@ -276,8 +268,10 @@ def test_bad_options_are_clear_errors(data, tmp_path):
 def script(name, *args):
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("name", ["pool.py", "paste.py"])
@@ -290,21 +284,59 @@ def test_scripts_tiny_run(tmp_path):
     root = tmp_path / "data"
     make_dataset(root, n=3)
     split = root / "sets" / "train.txt"
-    p = script("pool.py", "--dataset-root", root, "--split-list", split, "--out", tmp_path / "pool",
-               "--classes", "cow", "--min-area", 5)  # fmt: skip
+    p = script(
+        "pool.py",
+        "--dataset-root",
+        root,
+        "--split-list",
+        split,
+        "--out",
+        tmp_path / "pool",
+        "--classes",
+        "cow",
+        "--min-area",
+        5,
+    )
     assert p.returncode == 2 and "unknown class 'cow'" in p.stderr and "Traceback" not in p.stderr
-    p = script("pool.py", "--dataset-root", root, "--split-list", split, "--out", tmp_path / "pool",
-               "--max-fraction", 0.2, "--min-area", 5)  # fmt: skip
+    p = script(
+        "pool.py",
+        "--dataset-root",
+        root,
+        "--split-list",
+        split,
+        "--out",
+        tmp_path / "pool",
+        "--max-fraction",
+        0.2,
+        "--min-area",
+        5,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "pool" / "pool.json").read_text())["class_source"] == "frequency"
-    args = ["--dataset-root", root, "--split-list", split, "--pool", tmp_path / "pool",
-            "--seed", 3, "--out", tmp_path / "out"]  # fmt: skip
+    args = [
+        "--dataset-root",
+        root,
+        "--split-list",
+        split,
+        "--pool",
+        tmp_path / "pool",
+        "--seed",
+        3,
+        "--out",
+        tmp_path / "out",
+    ]
     p = script("paste.py", "--method", "nope", *args)
     assert p.returncode == 2 and "invalid choice: 'nope'" in p.stderr and "Traceback" not in p.stderr
     p = script("paste.py", "--method", "random", *args, "--options-json", '{"copies": 2, "bogus": 1}')
     assert p.returncode == 2 and "paste.random: unknown option(s) ['bogus']" in p.stderr
-    p = script("paste.py", "--method", "random", *args,
-               "--options-json", '{"copies": 2, "objects_per_image": [1, 2], "blend": "hard"}')  # fmt: skip
+    p = script(
+        "paste.py",
+        "--method",
+        "random",
+        *args,
+        "--options-json",
+        '{"copies": 2, "objects_per_image": [1, 2], "blend": "hard"}',
+    )
     assert p.returncode == 0, p.stderr
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert s["images_written"] == 6 and s["method"] == "random"
@@ -358,8 +390,9 @@ def test_paste_output_options(data, tmp_path):
     assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{i}_p0.png" for i in ids]
     b = read_image(tmp_path / "l1" / "images" / f"{ids[0]}_p0.png")
     assert (out / "images" / f"{ids[0]}_p0.jpg").read_bytes() == encode(b, ".jpg")
-    assert np.array_equal(read_label(out / "labels" / f"{ids[0]}_p0.png"),
-                          read_label(tmp_path / "l1" / "labels" / f"{ids[0]}_p0.png"))  # fmt: skip
+    assert np.array_equal(
+        read_label(out / "labels" / f"{ids[0]}_p0.png"), read_label(tmp_path / "l1" / "labels" / f"{ids[0]}_p0.png")
+    )
     # a JPEG source keeps its format by default
     img = read_image(root / "images" / f"{ids[0]}.png")
     (root / "images" / f"{ids[0]}.png").unlink()
@@ -381,7 +414,10 @@ def test_paste_options_defaults_live_once_and_the_schema_agrees():
     from segaug.paste.options import PasteOptions, SigtorOptions
 
     schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
-    blocks = {"random": schema["definitions"]["paste_method"], "sigtor": schema["properties"]["paste"]["properties"]["sigtor"]}
+    blocks = {
+        "random": schema["definitions"]["paste_method"],
+        "sigtor": schema["properties"]["paste"]["properties"]["sigtor"],
+    }
     for name, cls in (("random", PasteOptions), ("sigtor", SigtorOptions)):
         props = blocks[name]["properties"]
         assert set(props) == set(cls().to_dict()), name  # every option in the schema, and no other
@@ -412,8 +448,23 @@ def test_a_toy_paste_method_is_one_function_and_one_registry_line(tmp_path, monk
     spec = importlib.util.spec_from_file_location("paste_script", ROOT / "scripts/paste.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.main(["--method", "toy", "--dataset-root", str(root), "--split-list", str(root / "sets/train.txt"),
-              "--pool", str(tmp_path / "pool"), "--seed", "0", "--out", str(tmp_path / "out"),
-              "--options-json", '{"copies": 2}'])  # fmt: skip
+    mod.main(
+        [
+            "--method",
+            "toy",
+            "--dataset-root",
+            str(root),
+            "--split-list",
+            str(root / "sets/train.txt"),
+            "--pool",
+            str(tmp_path / "pool"),
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path / "out"),
+            "--options-json",
+            '{"copies": 2}',
+        ]
+    )
     assert seen["options"].copies == 2 and seen["sections"] == {}
     assert json.loads((tmp_path / "out/summary.json").read_text())["images_written"] == 2 * len(seen["ids"])

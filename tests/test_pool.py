@@ -13,9 +13,7 @@ from segaug.data.canonical import ClassTable, write_image, write_label
 from segaug.errors import SegaugError
 from segaug.pool import build_pool, extract_objects, load_pool, minority_classes_by_frequency
 
-TABLE = ClassTable(
-    ("background", "cat", "dog", "bird"), ((0, 0, 0), (128, 0, 0), (0, 128, 0), (0, 0, 128))
-)
+TABLE = ClassTable(("background", "cat", "dog", "bird"), ((0, 0, 0), (128, 0, 0), (0, 128, 0), (0, 0, 128)))
 H, W = 20, 30
 
 
@@ -146,9 +144,19 @@ def test_build_pool_from_config(tmp_path):
     summary = build_pool(tmp_path / "data", ids, TABLE, ["cat", "dog"], 0.05, 6, False, out)
     rows = read_index(out)
     assert list(rows[0]) == [
-        "crop", "class_index", "class_name", "area", "x0", "y0", "x1", "y1",
-        "width", "height", "source_id", "touches_border",
-    ]  # fmt: skip
+        "crop",
+        "class_index",
+        "class_name",
+        "area",
+        "x0",
+        "y0",
+        "x1",
+        "y1",
+        "width",
+        "height",
+        "source_id",
+        "touches_border",
+    ]
     assert len(rows) == 3 * 3  # per image: cat A, cat L, dog D
     assert [r["crop"] for r in rows] == [f"crops/{n:06d}.png" for n in range(9)]
     assert {r["class_name"] for r in rows} == {"cat", "dog"}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from test_workflow import TINY, write_config
 
 from conftest import ROOT, run_snakemake, snakemake_bin
-from test_workflow import TINY, write_config
 
 RUN = "shapes/full/{kind}/pspnet_r18/origin/ce/seed0"
 SETTINGS = {**TINY, "seeds": [0], "train.steps": 80, "train.val_interval": 10}
@@ -31,15 +31,30 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     state = killed / "results/demo" / RUN.format(kind="train") / "state/last.ckpt"
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
     # --retries as in the cluster profile: the killed job is run again by Snakemake
-    cmd = [snakemake_bin(), "-s", str(ROOT / "Snakefile"), "--directory", str(killed), metrics,
-           "--cores", "1", "--configfile", str(cfg), "--retries", "1"]  # fmt: skip
+    cmd = [
+        snakemake_bin(),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(killed),
+        metrics,
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg),
+        "--retries",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     while not state.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert state.exists(), "training finished or failed before its first checkpoint"
-    jobs = [p for p in psutil.process_iter(["cmdline", "cwd"])
-            if any(a.endswith("scripts/train.py") for a in p.info["cmdline"] or []) and p.info["cwd"] == str(killed)]  # fmt: skip
+    jobs = [
+        p
+        for p in psutil.process_iter(["cmdline", "cwd"])
+        if any(a.endswith("scripts/train.py") for a in p.info["cmdline"] or []) and p.info["cwd"] == str(killed)
+    ]
     assert jobs, "no training process found"
     for job in jobs:
         job.send_signal(signal.SIGKILL)  # as SLURM ends a preempted or timed-out job

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from segaug.data.canonical import ClassTable, read_label, read_split, write_image, write_label
 from segaug.errors import SegaugError
-from segaug.paste import blend as blend_mod
 from segaug.paste import Candidate
+from segaug.paste import blend as blend_mod
 from segaug.paste.blend import (
     BLEND_MODES,
     POISSON_RING,
@@ -61,22 +61,18 @@ def placed_mask(H, W, rgba, x, y) -> np.ndarray:
 def separated(a, b, margin) -> bool:
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
-    return (ax + aw + margin <= bx or bx + bw + margin <= ax
-            or ay + ah + margin <= by or by + bh + margin <= ay)  # fmt: skip
+    return ax + aw + margin <= bx or bx + bw + margin <= ax or ay + ah + margin <= by or by + bh + margin <= ay
 
 
 def window_free(occ, x, y, w, h, margin) -> bool:
-    return occ is None or not occ[max(y - margin, 0) : y + h + margin,
-                                  max(x - margin, 0) : x + w + margin].any()  # fmt: skip
+    return occ is None or not occ[max(y - margin, 0) : y + h + margin, max(x - margin, 0) : x + w + margin].any()
 
 
 def fits_somewhere(w, h, W, H, occ, rects, margin) -> bool:
     """Brute force: is there any corner where (w, h) is free of ``occ`` and of ``rects``?"""
     for y in range(H - h + 1):
         for x in range(W - w + 1):
-            if window_free(occ, x, y, w, h, margin) and all(
-                separated((x, y, w, h), r, margin) for r in rects
-            ):
+            if window_free(occ, x, y, w, h, margin) and all(separated((x, y, w, h), r, margin) for r in rects):
                 return True
     return False
 
@@ -103,15 +99,13 @@ def make_occupied(H, W, seed, kind):
     margin=st.integers(0, 2),
     max_tries=st.sampled_from([0, 1, 8, 64]),
 )
-def test_pack_never_overlaps_leaves_image_or_covers_occupied(
-    W, H, sizes, seed, kind, margin, max_tries
-):
+def test_pack_never_overlaps_leaves_image_or_covers_occupied(W, H, sizes, seed, kind, margin, max_tries):
     occ = make_occupied(H, W, seed, kind)
     out = pack(sizes, W, H, np.random.default_rng(seed), occ, margin, max_tries)
     assert len(out) == len(sizes)
     rects = [(p[0], p[1], *s) for p, s in zip(out, sizes) if p is not None]
     for x, y, w, h in rects:
-        assert 0 <= x and 0 <= y and x + w <= W and y + h <= H  # inside the image
+        assert x >= 0 and y >= 0 and x + w <= W and y + h <= H  # inside the image
         assert window_free(occ, x, y, w, h, margin)  # no occupied pixel, margin kept
     for i, a in enumerate(rects):
         for b in rects[i + 1 :]:
@@ -167,8 +161,7 @@ def test_annotation_lines_follow_sigtor_expansion():
     e = pool_obj("e", "t", (0, 0, 40, 40))  # same box as A, other image
     lines = annotation_lines([a, b, c, d, e])
     crops = {k: [o.crop for o in v] for k, v in lines.items()}
-    assert crops == {"a": ["a", "b", "c"], "b": ["b"], "c": ["a", "b", "c"], "d": ["d"],
-                     "e": ["e"]}  # fmt: skip
+    assert crops == {"a": ["a", "b", "c"], "b": ["b"], "c": ["a", "b", "c"], "d": ["d"], "e": ["e"]}
 
 
 # ---------------------------------------------------------------- blending
@@ -208,8 +201,7 @@ def test_feather_equals_hard_deep_inside_and_fades_at_the_edge():
     assert (hard[edge] != soft[edge]).any(axis=1).mean() > 0.8
 
 
-@pytest.mark.parametrize("xy", [(-6, -4), (0, 0), (80 - 31 + 5, 60 - 25 + 3), (80 - 31, 60 - 25),
-                                (-20, 50), (75, -20)])  # fmt: skip
+@pytest.mark.parametrize("xy", [(-6, -4), (0, 0), (80 - 31 + 5, 60 - 25 + 3), (80 - 31, 60 - 25), (-20, 50), (75, -20)])
 def test_poisson_at_and_across_the_border(xy):
     img = noise_image()
     rgba = ellipse_rgba(25, 31, seed=3)
@@ -303,9 +295,9 @@ def test_size_dependent_scale_rule():
     small = [size_dependent_scale(u, 20, 80, lo_hi) for u in np.linspace(0, 0.999, 50)]
     large = [size_dependent_scale(u, 320, 80, lo_hi) for u in np.linspace(0, 0.999, 50)]
     ref = [size_dependent_scale(u, 80, 80, lo_hi) for u in np.linspace(0, 0.999, 50)]
-    assert 0.8 - 1e-9 <= min(small) and max(small) <= 2.0 and np.median(small) > 1.2
-    assert 0.5 <= min(large) and max(large) <= 1.25 + 1e-9 and np.median(large) < 0.8
-    assert 0.8 - 1e-9 <= min(ref) and max(ref) <= 1.25 + 1e-9
+    assert min(small) >= 0.8 - 1e-9 and max(small) <= 2.0 and np.median(small) > 1.2
+    assert min(large) >= 0.5 and max(large) <= 1.25 + 1e-9 and np.median(large) < 0.8
+    assert min(ref) >= 0.8 - 1e-9 and max(ref) <= 1.25 + 1e-9
     assert size_dependent_scale(0.5, 10, 80, (1.5, 3.0)) >= 1.5  # range respected
 
 
@@ -330,13 +322,24 @@ def test_sigtor_image_groups_move_together_and_labels_are_exact():
     lab[60:80, 80:100] = 1  # an existing car: must stay
     img0, lab0 = img.copy(), lab.copy()
     big, small = ellipse_rgba(20, 30, 1), ellipse_rgba(8, 8, 2)
-    objs = [(big, 1, "big", "src", (10, 10, 40, 30)), (small, 2, "small", "src", (20, 15, 28, 23)),
-            (ellipse_rgba(12, 12, 4), 2, "lone")]  # fmt: skip
+    objs = [
+        (big, 1, "big", "src", (10, 10, 40, 30)),
+        (small, 2, "small", "src", (20, 15, 28, 23)),
+        (ellipse_rgba(12, 12, 4), 2, "lone"),
+    ]
     for blend in BLEND_MODES:
         out, olab, recs, skipped = sigtor_image(
-            np.random.default_rng(0), img, lab, objs, blend=blend, flip_prob=0.0,
-            scale_range=(1.0, 1.0), jitter=0.0, blur_prob=0.0, min_area=4,
-        )  # fmt: skip
+            np.random.default_rng(0),
+            img,
+            lab,
+            objs,
+            blend=blend,
+            flip_prob=0.0,
+            scale_range=(1.0, 1.0),
+            jitter=0.0,
+            blur_prob=0.0,
+            min_area=4,
+        )
         assert (img == img0).all() and (lab == lab0).all()
         assert skipped == 0 and [r["reason"] for r in recs] == ["packed"] * 3
         g0, g1, lone = recs
@@ -355,9 +358,12 @@ def test_sigtor_image_groups_move_together_and_labels_are_exact():
 def test_sigtor_image_no_room():
     img, lab = noise_image(30, 30), np.ones((30, 30), np.uint8)  # all car: all protected
     out, olab, recs, skipped = sigtor_image(
-        np.random.default_rng(0), img, lab, [(ellipse_rgba(), 1, "x"), (ellipse_rgba(), 2, "y")],
+        np.random.default_rng(0),
+        img,
+        lab,
+        [(ellipse_rgba(), 1, "x"), (ellipse_rgba(), 2, "y")],
         protect_classes=[1],
-    )  # fmt: skip
+    )
     assert skipped == 2 and {r["reason"] for r in recs} == {"no room"}
     assert (out == img).all() and (olab == lab).all()
     out, olab, recs, skipped = sigtor_image(
@@ -370,8 +376,7 @@ def test_sigtor_image_accepts_candidates_tuples_and_nothing():
     img, lab = noise_image(), np.zeros((60, 80), np.uint8)
     cand = Candidate.make("crops/1.png", 2, "person", ellipse_rgba(12, 10), 1.0, False)
     objs = [cand, (ellipse_rgba(9, 9), 1, "t", "src", (0, 0, 9, 9))]
-    out, olab, recs, skipped = sigtor_image(np.random.default_rng(2), img, lab, objs,
-                                            blend="feather", min_area=4)  # fmt: skip
+    out, olab, recs, skipped = sigtor_image(np.random.default_rng(2), img, lab, objs, blend="feather", min_area=4)
     assert skipped == 0 and [r["object_id"] for r in recs] == ["crops/1.png", "t"]
     assert recs[0]["class_name"] == "person" and recs[1]["source_id"] == "src"
     assert {int(v) for v in np.unique(olab)} == {0, 1, 2}
@@ -408,8 +413,7 @@ def make_dataset(root: Path, n=5, H=64, W=80) -> list[str]:
 @pytest.fixture
 def data(tmp_path):
     ids = make_dataset(tmp_path / "data")
-    build_pool(tmp_path / "data", ids, TABLE, ["car", "person"], 0.05, 10, False,
-               tmp_path / "pool")  # fmt: skip
+    build_pool(tmp_path / "data", ids, TABLE, ["car", "person"], 0.05, 10, False, tmp_path / "pool")
     return tmp_path / "data", ids, load_pool(tmp_path / "pool")
 
 
@@ -428,9 +432,7 @@ def test_sigtor_dataset_deterministic_and_labels_match_manifest(data, tmp_path):
     a, b, c = (files_bytes(tmp_path / k) for k in "abc")
     assert a == b  # same seed: byte-identical
     assert a.keys() == c.keys() and a != c
-    assert read_split(tmp_path / "a" / "sets" / "all.txt") == [
-        f"{i}_s{k}" for i in ids for k in range(2)
-    ]
+    assert read_split(tmp_path / "a" / "sets" / "all.txt") == [f"{i}_s{k}" for i in ids for k in range(2)]
     assert ClassTable.load(tmp_path / "a" / "classes.json") == TABLE
     lines = [json.loads(x) for x in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()]
     assert s["pastes"] == len(lines) > 0 and s["images_written"] == 10

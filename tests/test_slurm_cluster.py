@@ -41,9 +41,7 @@ if not FORCED:
             allow_module_level=True,
         )
 
-_spec = importlib.util.spec_from_file_location(
-    "segaug_slurm_helpers", Path(__file__).parent / "slurm" / "helpers.py"
-)
+_spec = importlib.util.spec_from_file_location("segaug_slurm_helpers", Path(__file__).parent / "slurm" / "helpers.py")
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
@@ -66,8 +64,7 @@ class _Clusters:
         c = helpers.LocalSlurmCluster(d, accounting=accounting)
         self.current = c
         c.start()
-        print(f"cluster ({'accounting' if accounting else 'no accounting'}) up in "
-              f"{c.start_seconds:.1f}s")
+        print(f"cluster ({'accounting' if accounting else 'no accounting'}) up in {c.start_seconds:.1f}s")
         return c
 
     def stop(self):
@@ -117,11 +114,14 @@ def slurm_cluster_noacct(clusters):
 def run_toy(cluster, workdir: Path, *targets, status_command=None):
     args = [
         *targets,  # before the nargs="*" options below
-        "-s", str(helpers.TOY_SNAKEFILE),
-        "--directory", str(workdir),
+        "-s",
+        str(helpers.TOY_SNAKEFILE),
+        "--directory",
+        str(workdir),
         *helpers.slurm_cli_args(status_command, logdir=workdir / "slurm_logs"),
         # like profiles/slurm: GPU rules go to the gpu partition
-        "--set-resources", "gpu_step:slurm_partition=gpu",
+        "--set-resources",
+        "gpu_step:slurm_partition=gpu",
         *helpers.slurm_default_resources(partition="cpu"),
     ]
     try:
@@ -134,8 +134,10 @@ def run_toy(cluster, workdir: Path, *targets, status_command=None):
             + cluster.logs_tail()
         ) from None
     p.log = f"$ {' '.join(p.args)}\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}"
-    print(f"snakemake {' '.join(targets) or '(all)'} "
-          f"[{status_command or 'default status command'}]: {p.wall_seconds:.1f}s rc={p.returncode}")
+    print(
+        f"snakemake {' '.join(targets) or '(all)'} "
+        f"[{status_command or 'default status command'}]: {p.wall_seconds:.1f}s rc={p.returncode}"
+    )
     return p
 
 
@@ -159,8 +161,10 @@ def test_toy_workflow_with_accounting(slurm_cluster, tmp_path):
     p = run_toy(slurm_cluster, tmp_path)
     assert p.returncode == 0, p.log
 
-    ids = {rule: job_id_in(tmp_path / "out" / f"{name}.txt")
-           for rule, name in [("prep", "prep"), ("cpu_step", "cpu"), ("gpu_step", "gpu")]}
+    ids = {
+        rule: job_id_in(tmp_path / "out" / f"{name}.txt")
+        for rule, name in [("prep", "prep"), ("cpu_step", "cpu"), ("gpu_step", "gpu")]
+    }
     assert len(set(ids.values())) == 3, ids
 
     def all_completed():
@@ -233,8 +237,9 @@ def test_demo_workflow_through_the_slurm_profile(slurm_cluster, tmp_path):
     import sys
 
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import run_snakemake as run_local
     from test_workflow import DELETE, TINY, write_config
+
+    from conftest import run_snakemake as run_local
 
     local, onslurm = tmp_path / "local", tmp_path / "slurm"
     for d in (local, onslurm):

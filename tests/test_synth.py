@@ -36,10 +36,23 @@ def world(tmp_path_factory):
     write_split(data / "sets" / "train.txt", ids)
     for kind in ("sdxl-adapter", "sdxl-inpaint", "clip"):
         build_tiny(kind, tmp / kind)
-    common = {"steps": 2, "resolution": 32, "multiple_of": 16, "dtype": "float32", "batch_size": 4,
-              "guidance_scale": 2.0}  # fmt: skip
-    adapter = Generator({"pipeline": "sdxl_adapter", "base": str(tmp / "sdxl-adapter"),
-                         "adapter": str(tmp / "sdxl-adapter" / "adapter"), **common}, device="cpu")  # fmt: skip
+    common = {
+        "steps": 2,
+        "resolution": 32,
+        "multiple_of": 16,
+        "dtype": "float32",
+        "batch_size": 4,
+        "guidance_scale": 2.0,
+    }
+    adapter = Generator(
+        {
+            "pipeline": "sdxl_adapter",
+            "base": str(tmp / "sdxl-adapter"),
+            "adapter": str(tmp / "sdxl-adapter" / "adapter"),
+            **common,
+        },
+        device="cpu",
+    )
     inpaint = Generator({"pipeline": "sdxl_inpaint", "base": str(tmp / "sdxl-inpaint"), **common}, device="cpu")
     scorer = ClipScorer(str(tmp / "clip"), device="cpu")
     classes = image_classes(data, ids)
@@ -48,8 +61,15 @@ def world(tmp_path_factory):
     return tmp, data, plan, captions, adapter, inpaint, scorer
 
 
-VARIANT = {"generator": "adapter_lineart", "prior": "lineart", "prompt": "appended", "blend": True,
-           "w1": 0.7, "w2": 0.9, "candidates": 1}  # fmt: skip
+VARIANT = {
+    "generator": "adapter_lineart",
+    "prior": "lineart",
+    "prompt": "appended",
+    "blend": True,
+    "w1": 0.7,
+    "w2": 0.9,
+    "candidates": 1,
+}
 
 
 def test_plan_balances_the_rare_class(world):
@@ -63,24 +83,46 @@ def test_plan_balances_the_rare_class(world):
 def test_shards_merge_into_a_synthetic_split_independent_of_sharding(world, tmp_path):
     tmp, data, plan, captions, adapter, *_ = world
     entries = plan["entries"]
-    one = generate_shard(data, entries, plan["image_classes"], adapter, 7, VARIANT, tmp_path / "whole",
-                         captions=captions, priors_dir=tmp / "priors", exclude=["background"])  # fmt: skip
+    one = generate_shard(
+        data,
+        entries,
+        plan["image_classes"],
+        adapter,
+        7,
+        VARIANT,
+        tmp_path / "whole",
+        captions=captions,
+        priors_dir=tmp / "priors",
+        exclude=["background"],
+    )
     assert one["images"] == len(entries) and one["regenerated"] == 0
     shards = []
     for k in range(len(entries)):
         part = shard_entries(entries, k, 1)
-        generate_shard(data, part, plan["image_classes"], adapter, 7, VARIANT, tmp_path / f"s{k}",
-                       captions=captions, priors_dir=tmp / "priors", exclude=["background"])  # fmt: skip
+        generate_shard(
+            data,
+            part,
+            plan["image_classes"],
+            adapter,
+            7,
+            VARIANT,
+            tmp_path / f"s{k}",
+            captions=captions,
+            priors_dir=tmp / "priors",
+            exclude=["background"],
+        )
         shards.append(tmp_path / f"s{k}")
     summary = merge_shards(data, plan, shards, tmp_path / "set")
     assert summary["images"] == len(entries) and summary["entropy_final"] == plan["entropy_final"]
     for e in entries:
         oid = output_id(e)
         # same image whether generated in one shard or one per shard (per-image seeds)
-        assert np.array_equal(read_image(tmp_path / "set/images" / f"{oid}.png"),
-                              read_image(tmp_path / "whole/images" / f"{oid}.png"))  # fmt: skip
-        assert np.array_equal(read_label(tmp_path / "set/labels" / f"{oid}.png"),
-                              read_label(data / "labels" / f"{e['source']}.png"))  # fmt: skip
+        assert np.array_equal(
+            read_image(tmp_path / "set/images" / f"{oid}.png"), read_image(tmp_path / "whole/images" / f"{oid}.png")
+        )
+        assert np.array_equal(
+            read_label(tmp_path / "set/labels" / f"{oid}.png"), read_label(data / "labels" / f"{e['source']}.png")
+        )
         assert (tmp_path / "set/priors" / f"{oid}.png").exists()  # the blended prior used
     m = [json.loads(x) for x in (tmp_path / "set/manifest.jsonl").read_text().splitlines()]
     assert m[0]["prompt"] == "caption im0; road" and m[1]["prompt"] == "caption im1; road, car"
@@ -94,10 +136,30 @@ def test_clip_post_filter_keeps_the_best_of_k(world, tmp_path):
     tmp, data, plan, captions, adapter, _, scorer = world
     v = {**VARIANT, "candidates": 3}
     with pytest.raises(SegaugError, match="no CLIP model"):
-        generate_shard(data, plan["entries"], plan["image_classes"], adapter, 0, v, tmp_path / "x",
-                       captions=captions, priors_dir=tmp / "priors")  # fmt: skip
-    generate_shard(data, plan["entries"], plan["image_classes"], adapter, 0, v, tmp_path / "f",
-                   captions=captions, priors_dir=tmp / "priors", exclude=["background"], scorer=scorer)  # fmt: skip
+        generate_shard(
+            data,
+            plan["entries"],
+            plan["image_classes"],
+            adapter,
+            0,
+            v,
+            tmp_path / "x",
+            captions=captions,
+            priors_dir=tmp / "priors",
+        )
+    generate_shard(
+        data,
+        plan["entries"],
+        plan["image_classes"],
+        adapter,
+        0,
+        v,
+        tmp_path / "f",
+        captions=captions,
+        priors_dir=tmp / "priors",
+        exclude=["background"],
+        scorer=scorer,
+    )
     m = [json.loads(x) for x in (tmp_path / "f/manifest.jsonl").read_text().splitlines()]
     for line in m:
         scores = line["candidate_scores"]
@@ -107,11 +169,11 @@ def test_clip_post_filter_keeps_the_best_of_k(world, tmp_path):
 def test_inpainting_variant_needs_no_prior(world, tmp_path):
     tmp, data, plan, captions, _, inpaint, _ = world
     v = {**VARIANT, "generator": "inpaint", "prior": "none", "blend": False, "prompt": "classes"}
-    generate_shard(data, plan["entries"], plan["image_classes"], inpaint, 0, v, tmp_path / "i",
-                   exclude=["background"])  # fmt: skip
+    generate_shard(data, plan["entries"], plan["image_classes"], inpaint, 0, v, tmp_path / "i", exclude=["background"])
     m = [json.loads(x) for x in (tmp_path / "i/manifest.jsonl").read_text().splitlines()]
     assert [x["prompt"] for x in m[:2]] == ["a photo of road", "a photo of road, car"]
     assert not list((tmp_path / "i/priors").iterdir())
     with pytest.raises(SegaugError, match="needs the split's captions"):
-        generate_shard(data, plan["entries"], plan["image_classes"], inpaint, 0, {**v, "prompt": "appended"},
-                       tmp_path / "j")  # fmt: skip
+        generate_shard(
+            data, plan["entries"], plan["image_classes"], inpaint, 0, {**v, "prompt": "appended"}, tmp_path / "j"
+        )

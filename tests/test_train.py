@@ -82,10 +82,7 @@ def test_cat_max_ratio_retries_crops():
     img = np.zeros((100, 100, 3), np.uint8)
     rate = {}
     for ratio in (0.75, 1.0):
-        hits = [
-            ok(random_crop(img, label, np.random.default_rng(s), (40, 40), ratio)[1])
-            for s in range(200)
-        ]
+        hits = [ok(random_crop(img, label, np.random.default_rng(s), (40, 40), ratio)[1]) for s in range(200)]
         rate[ratio] = np.mean(hits)
     assert rate[0.75] > 0.9 and rate[1.0] < 0.5
     # a single-class label can never satisfy it: the crop is still returned (mmseg fallback)
@@ -104,10 +101,7 @@ def test_photometric_distortion_keeps_uint8_and_is_seeded():
     a = photometric_distortion(img, np.random.default_rng(5))
     b = photometric_distortion(img, np.random.default_rng(5))
     assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b)
-    changed = [
-        not np.array_equal(photometric_distortion(img, np.random.default_rng(s)), img)
-        for s in range(10)
-    ]
+    changed = [not np.array_equal(photometric_distortion(img, np.random.default_rng(s)), img) for s in range(10)]
     assert any(changed)
 
 
@@ -212,9 +206,7 @@ def test_loss_errors():
 
 
 def test_class_weights_from_counts():
-    np.testing.assert_allclose(
-        class_weights_from_counts([100, 300, 0], "inverse"), [2.0, 2 / 3, 1.0]
-    )
+    np.testing.assert_allclose(class_weights_from_counts([100, 300, 0], "inverse"), [2.0, 2 / 3, 1.0])
     np.testing.assert_allclose(class_weights_from_counts([10, 20, 40], "median"), [2.0, 1.0, 0.5])
     np.testing.assert_allclose(class_weights_from_counts([5, 5], "inverse"), [1.0, 1.0])
     with pytest.raises(SegaugError, match="unknown mode"):
@@ -235,10 +227,20 @@ def test_poly_lr_matches_mmseg():
     [
         ({"arch": "DeepLabV3Plus", "encoder": "resnet18", "encoder_weights": None}, 16),
         ({"arch": "PSPNet", "encoder": "resnet18", "encoder_weights": None}, 8),
-        ({"arch": "DeepLabV3Plus", "encoder": "tu-test_resnet", "encoder_weights": None,
-          "encoder_output_stride": 8}, 8),  # fmt: skip
-        ({"arch": "pspnet", "encoder": "resnet18", "encoder_weights": None, "encoder_depth": 5,
-          "encoder_output_stride": 8}, 8),  # fmt: skip
+        (
+            {"arch": "DeepLabV3Plus", "encoder": "tu-test_resnet", "encoder_weights": None, "encoder_output_stride": 8},
+            8,
+        ),
+        (
+            {
+                "arch": "pspnet",
+                "encoder": "resnet18",
+                "encoder_weights": None,
+                "encoder_depth": 5,
+                "encoder_output_stride": 8,
+            },
+            8,
+        ),
     ],
 )
 def test_model_factory_forward(cfg, stride):
@@ -260,9 +262,7 @@ def test_model_factory_errors():
     with pytest.raises(SegaugError, match="unknown arch"):
         create_model({"arch": "NoSuchNet"}, 2)
     with pytest.raises(SegaugError, match="unknown key"):
-        create_model(
-            {"arch": "PSPNet", "encoder": "resnet18", "encoder_weights": None, "dropout": 0.1}, 2
-        )
+        create_model({"arch": "PSPNet", "encoder": "resnet18", "encoder_weights": None, "dropout": 0.1}, 2)
     with pytest.raises(SegaugError, match="encoder"):
         create_model({"arch": "PSPNet", "encoder": "resnet9000", "encoder_weights": None}, 2)
     # tests run offline (HF_HUB_OFFLINE=1) and nothing is cached: a clear, actionable error
@@ -274,9 +274,16 @@ def test_model_factory_errors():
 
 
 TRAIN_CFG = {
-    "steps": 16, "val_interval": 4, "batch_size": 4, "crop_size": [48, 48], "base_size": [64, 64],
-    "ratio_range": [0.75, 1.25], "lr": 0.02, "threads": 1, "num_workers": 0,
-}  # fmt: skip
+    "steps": 16,
+    "val_interval": 4,
+    "batch_size": 4,
+    "crop_size": [48, 48],
+    "base_size": [64, 64],
+    "ratio_range": [0.75, 1.25],
+    "lr": 0.02,
+    "threads": 1,
+    "num_workers": 0,
+}
 RUN = {
     "dataset": "shapes",
     "split": "all",
@@ -296,12 +303,31 @@ def _script(name):
 
 def _args(shapes, out, **extra):
     args = [
-        "--dataset-root", str(shapes), "--train-list", str(shapes / "train.txt"),
-        "--val-list", str(shapes / "val.txt"), "--model-json", json.dumps(TINY),
-        "--train-json", json.dumps(TRAIN_CFG), "--loss-json", '{"name": "ce"}', "--seed", "0",
-        "--run-json", json.dumps(RUN), "--out-model", str(out / "model.pt"),
-        "--out-curve", str(out / "curve.csv"), "--state-dir", str(out / "state"), "--device", "cpu",
-    ]  # fmt: skip
+        "--dataset-root",
+        str(shapes),
+        "--train-list",
+        str(shapes / "train.txt"),
+        "--val-list",
+        str(shapes / "val.txt"),
+        "--model-json",
+        json.dumps(TINY),
+        "--train-json",
+        json.dumps(TRAIN_CFG),
+        "--loss-json",
+        '{"name": "ce"}',
+        "--seed",
+        "0",
+        "--run-json",
+        json.dumps(RUN),
+        "--out-model",
+        str(out / "model.pt"),
+        "--out-curve",
+        str(out / "curve.csv"),
+        "--state-dir",
+        str(out / "state"),
+        "--device",
+        "cpu",
+    ]
     for k, v in extra.items():
         args += [f"--{k.replace('_', '-')}", v]
     return args
@@ -343,8 +369,13 @@ def test_resume_gives_the_same_model(shapes, straight, tmp_path):
     table = ClassTable.load(shapes / "classes.json")
     tr = samples(shapes, [f"im{i}" for i in range(8)])
     va = samples(shapes, ["im8", "im9"])
-    kw = dict(out_model=tmp_path / "model.pt", out_curve=tmp_path / "curve.csv", state_dir=tmp_path / "state",
-              device="cpu", run_info=RUN)  # fmt: skip
+    kw = dict(
+        out_model=tmp_path / "model.pt",
+        out_curve=tmp_path / "curve.csv",
+        state_dir=tmp_path / "state",
+        device="cpu",
+        run_info=RUN,
+    )
     with pytest.raises(RuntimeError, match="killed"):
         train(tr, va, table, TINY, TRAIN_CFG, {"name": "ce"}, 0, callbacks=[Kill()], **kw)
     assert not (tmp_path / "model.pt").exists()
@@ -394,15 +425,24 @@ def test_evaluate_model_file(shapes, straight, tmp_path):
         evaluate(straight / "model.pt", va, wrong, device="cpu")
 
     # the script: metrics.json with the scores and the run, confusion.csv
-    _script("evaluate").main([
-        "--dataset-root", str(shapes), "--val-list", str(shapes / "val.txt"),
-        "--model", str(straight / "model.pt"), "--out-metrics", str(tmp_path / "m.json"),
-        "--out-confusion", str(tmp_path / "c.csv"), "--device", "cpu",
-    ])  # fmt: skip
-    m = json.loads((tmp_path / "m.json").read_text())
-    assert (
-        m["run"] == RUN and m["miou"] == pytest.approx(sc["miou"]) and set(m["iou"]) == {"bg", "fg"}
+    _script("evaluate").main(
+        [
+            "--dataset-root",
+            str(shapes),
+            "--val-list",
+            str(shapes / "val.txt"),
+            "--model",
+            str(straight / "model.pt"),
+            "--out-metrics",
+            str(tmp_path / "m.json"),
+            "--out-confusion",
+            str(tmp_path / "c.csv"),
+            "--device",
+            "cpu",
+        ]
     )
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["run"] == RUN and m["miou"] == pytest.approx(sc["miou"]) and set(m["iou"]) == {"bg", "fg"}
     assert (tmp_path / "c.csv").read_text().splitlines()[0] == "gt\\pred,bg,fg"
 
 
@@ -501,8 +541,7 @@ def test_fast_pipeline_has_the_same_augmentation_distribution():
         for key, (xx, yy) in (("new", (x, y)), ("ref", (xr, yr))):
             valid = yy != 255
             counts = np.bincount(yy[valid].ravel(), minlength=4)
-            stats[key].append((valid.sum(), counts.max() / max(counts.sum(), 1),
-                               float(xx.mean()), float(xx.std())))  # fmt: skip
+            stats[key].append((valid.sum(), counts.max() / max(counts.sum(), 1), float(xx.mean()), float(xx.std())))
     np.testing.assert_array_equal(np.array(stats["new"]), np.array(stats["ref"]))
     # and the pipeline did vary: several crop sizes, photometric changes of both signs
     assert len({s[0] for s in stats["new"]}) > 5 and np.std([s[2] for s in stats["new"]]) > 0.05
@@ -549,8 +588,9 @@ def test_batched_evaluation_gives_the_same_confusion_as_image_by_image(shapes, s
                 logits = predict_whole(model, x, pad_multiple(model), out_size=lab.shape)
             ref.update(logits.argmax(1)[0].numpy(), lab)
         for batch, workers in ((1, 0), (3, 0), (8, 2)):
-            conf, _ = evaluate(straight / "model.pt", va, table, device="cpu", test_scale=scale,
-                               batch_size=batch, num_workers=workers)  # fmt: skip
+            conf, _ = evaluate(
+                straight / "model.pt", va, table, device="cpu", test_scale=scale, batch_size=batch, num_workers=workers
+            )
             assert np.array_equal(conf, ref.conf), (scale, batch, workers)
     assert size_batches([(1, 2), (3, 4), (1, 2), (1, 2)], 2) == [[0, 2], [3], [1]]
 
@@ -564,8 +604,7 @@ def test_channels_last_and_compile_give_the_same_loss_curve(shapes, tmp_path, mo
     from segaug.train.loop import train
 
     compile_ = torch.nn.Module.compile
-    monkeypatch.setattr(torch.nn.Module, "compile",
-                        lambda self, **kw: compile_(self, backend="aot_eager"))  # fmt: skip
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compile_(self, backend="aot_eager"))
 
     class Losses(L.Callback):
         def __init__(self):
@@ -579,18 +618,34 @@ def test_channels_last_and_compile_give_the_same_loss_curve(shapes, tmp_path, mo
     tr, va = samples(shapes, [f"im{i}" for i in range(8)]), samples(shapes, ["im8", "im9"])
     cfg = {**TRAIN_CFG, "steps": 8}
     curves = {}
-    for name, perf in (("default", {}), ("channels_last", {"channels_last": True}),
-                       ("compile", {"compile": True, "channels_last": True})):  # fmt: skip
+    for name, perf in (
+        ("default", {}),
+        ("channels_last", {"channels_last": True}),
+        ("compile", {"compile": True, "channels_last": True}),
+    ):
         cb = Losses()
         out = tmp_path / name
-        train(tr, va, table, TINY, {**cfg, **perf}, {"name": "ce"}, 0, out / "model.pt",
-              out / "curve.csv", out / "state", device="cpu", callbacks=[cb])  # fmt: skip
+        train(
+            tr,
+            va,
+            table,
+            TINY,
+            {**cfg, **perf},
+            {"name": "ce"},
+            0,
+            out / "model.pt",
+            out / "curve.csv",
+            out / "state",
+            device="cpu",
+            callbacks=[cb],
+        )
         curves[name] = cb.values
     assert len(curves["default"]) == 8
     for name in ("channels_last", "compile"):
         # the first steps agree to float rounding; rounding differences then grow a little
         np.testing.assert_allclose(curves[name][:3], curves["default"][:3], rtol=1e-5)
         np.testing.assert_allclose(curves[name], curves["default"], rtol=1e-2)
+
 
 # ---------------------------------------------------------------- the R50-D8 recipe on smp
 
@@ -617,33 +672,51 @@ def test_paper_models_are_r50_v1c_d8_with_aux_head(name):
     model = create_model({**cfg, "encoder_weights": None}, 21)
     ref = MMSEG_R50_D8[name]
     enc, aux, total = _nparams(model.encoder), _nparams(model.aux_head), _nparams(model)
-    print(f"{name}: smp {total} (encoder {enc}, decoder+head {total - enc - aux}, aux {aux}); "
-          f"mmseg {sum(ref.values())} ({ref})")  # fmt: skip
+    print(
+        f"{name}: smp {total} (encoder {enc}, decoder+head {total - enc - aux}, aux {aux}); "
+        f"mmseg {sum(ref.values())} ({ref})"
+    )
     # to the parameter, part by part
-    assert (enc, total - enc - aux, aux) == (ref["backbone"], ref["decode_head"],
-                                             ref["auxiliary_head"])  # fmt: skip
+    assert (enc, total - enc - aux, aux) == (ref["backbone"], ref["decode_head"], ref["auxiliary_head"])
     assert total == sum(ref.values())
     # smp's own decoders are the same designs, narrower (the README's fidelity table)
-    smp_dec = create_model({**cfg, "encoder_weights": None, "head": "smp",
-                            **({"encoder_depth": 5, "upsampling": 8} if "psp" in name else {})},
-                           21)  # fmt: skip
+    smp_dec = create_model(
+        {
+            **cfg,
+            "encoder_weights": None,
+            "head": "smp",
+            **({"encoder_depth": 5, "upsampling": 8} if "psp" in name else {}),
+        },
+        21,
+    )
     print(f"{name} with smp's decoder: {_nparams(smp_dec)}")
     assert output_stride(model) == 8
     # the deep stem of V1c: three 3x3 convolutions, 32-32-64 channels
-    convs = [m for n, m in model.encoder.named_modules() if n.startswith("model.conv1.")
-             and isinstance(m, torch.nn.Conv2d)]  # fmt: skip
-    assert [(c.kernel_size, c.out_channels) for c in convs] == [((3, 3), 32), ((3, 3), 32),
-                                                                 ((3, 3), 64)]  # fmt: skip
+    convs = [
+        m for n, m in model.encoder.named_modules() if n.startswith("model.conv1.") and isinstance(m, torch.nn.Conv2d)
+    ]
+    assert [(c.kernel_size, c.out_channels) for c in convs] == [((3, 3), 32), ((3, 3), 32), ((3, 3), 64)]
 
 
-AUX = {"arch": "DeepLabV3Plus", "encoder": "tu-test_resnet", "encoder_weights": None,
-       "encoder_output_stride": 8, "aux_head": {"channels": 16}}  # fmt: skip
+AUX = {
+    "arch": "DeepLabV3Plus",
+    "encoder": "tu-test_resnet",
+    "encoder_weights": None,
+    "encoder_output_stride": 8,
+    "aux_head": {"channels": 16},
+}
 
 
 @pytest.mark.parametrize("arch", ["DeepLabV3Plus", "PSPNet"])
 def test_mmseg_heads_on_an_smp_encoder(arch):
-    cfg = {"arch": arch, "encoder": "tu-test_resnet", "encoder_weights": None, "head": "mmseg",
-           "decoder_channels": 16, "aux_head": {"channels": 8}}  # fmt: skip
+    cfg = {
+        "arch": arch,
+        "encoder": "tu-test_resnet",
+        "encoder_weights": None,
+        "head": "mmseg",
+        "decoder_channels": 16,
+        "aux_head": {"channels": 8},
+    }
     model = create_model(cfg, 3)
     assert pad_multiple(model) == 8
     main, aux = model.train()(torch.randn(2, 3, 32, 32))
@@ -690,8 +763,9 @@ def test_aux_head_trains_resumes_and_evaluates(shapes, tmp_path):
     cfg = {**TRAIN_CFG, "steps": 8}
 
     def kw(d):
-        return dict(out_model=d / "model.pt", out_curve=d / "curve.csv", state_dir=d / "state",
-                    device="cpu", run_info=RUN)  # fmt: skip
+        return dict(
+            out_model=d / "model.pt", out_curve=d / "curve.csv", state_dir=d / "state", device="cpu", run_info=RUN
+        )
 
     train(tr, va, table, AUX, cfg, {"name": "ce"}, 0, **kw(tmp_path / "a"))
     with pytest.raises(RuntimeError, match="killed"):

@@ -74,8 +74,11 @@ def vaihingen(tmp_path):
 
 
 def tree_digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def expected_ids(tile):
@@ -121,9 +124,14 @@ def test_patch_grid_rejects_gaps(size, stride):
 
 
 def test_rgb_to_index_exact_colours():
-    rgb = np.array([[[255, 255, 255], [0, 0, 255], [0, 255, 255]],
-                    [[0, 255, 0], [255, 255, 0], [255, 0, 0]],
-                    [[0, 0, 0], [0, 0, 0], [255, 255, 255]]], dtype=np.uint8)  # fmt: skip
+    rgb = np.array(
+        [
+            [[255, 255, 255], [0, 0, 255], [0, 255, 255]],
+            [[0, 255, 0], [255, 255, 0], [255, 0, 0]],
+            [[0, 0, 0], [0, 0, 0], [255, 255, 255]],
+        ],
+        dtype=np.uint8,
+    )
     assert rgb_to_index(rgb, "x.tif").tolist() == [[0, 1, 2], [3, 4, 5], [255, 255, 0]]
     rgb[0, 0] = (254, 255, 255)
     rgb[1, 1] = (254, 255, 255)
@@ -136,14 +144,13 @@ def test_rgb_to_index_exact_colours():
 
 def test_find_tiles_prefers_participants_then_complete(vaihingen):
     found = find_tiles(vaihingen, [1, 3, 2], eroded=False)
-    assert found[1] == (vaihingen / BASE / "top" / "top_mosaic_09cm_area1.tif",
-                        vaihingen / BASE / "gts_for_participants" / "top_mosaic_09cm_area1.tif")  # fmt: skip
+    assert found[1] == (
+        vaihingen / BASE / "top" / "top_mosaic_09cm_area1.tif",
+        vaihingen / BASE / "gts_for_participants" / "top_mosaic_09cm_area1.tif",
+    )
     assert found[3][1].name == "top_mosaic_09cm_area3.tiff"
     assert found[2][1] == vaihingen / COMPLETE / "top_mosaic_09cm_area2.tif"
-    assert (
-        find_tiles(vaihingen, [2], eroded=True)[2][1]
-        == vaihingen / ERODED / "top_mosaic_09cm_area2_noBoundary.tif"
-    )
+    assert find_tiles(vaihingen, [2], eroded=True)[2][1] == vaihingen / ERODED / "top_mosaic_09cm_area2_noBoundary.tif"
     # the root may also be ISPRS_semantic_labeling_Vaihingen/ itself
     assert find_tiles(vaihingen / BASE, [1], eroded=False)[1][1].parent.name == "gts_for_participants"
 
@@ -191,9 +198,7 @@ def test_convert(vaihingen, tmp_path, eroded):
             y, x = (int(p[1:]) for p in pid.split("_")[1:])
             got_label = read_label(out / "labels" / f"{pid}.png", num_classes=6)
             np.testing.assert_array_equal(got_label, label[y : y + 128, x : x + 128])
-            np.testing.assert_array_equal(
-                read_image(out / "images" / f"{pid}.png"), image[y : y + 128, x : x + 128]
-            )
+            np.testing.assert_array_equal(read_image(out / "images" / f"{pid}.png"), image[y : y + 128, x : x + 128])
             assert got_label.shape == ((128, 128) if tile != 4 else (100, 120))
 
     shares = summary["class_shares"]["train"]
@@ -240,9 +245,7 @@ def test_size_mismatch_fails_cleanly(vaihingen, tmp_path):
     label = vaihingen / BASE / "gts_for_participants" / "top_mosaic_09cm_area7.tif"
     save_tif(label, COLOURS[index_label(7, 250, 256)])
     out = tmp_path / "canonical"
-    with pytest.raises(
-        SegaugError, match=r"area7\.tif: ground truth size 256x250 does not match image .* 256x256"
-    ):
+    with pytest.raises(SegaugError, match=r"area7\.tif: ground truth size 256x250 does not match image .* 256x256"):
         convert_vaihingen(vaihingen, out, patch_size=128, stride=128, splits=SPLITS)
     assert_nothing_left(out)
 
@@ -267,8 +270,6 @@ def test_existing_output_replaced(vaihingen, tmp_path):
     out = tmp_path / "canonical"
     (out / "labels").mkdir(parents=True)
     (out / "labels" / "stale.png").write_bytes(b"x")
-    convert_vaihingen(
-        vaihingen, out, patch_size=128, stride=128, splits={"train": [4], "val": [7], "test": [2]}
-    )
+    convert_vaihingen(vaihingen, out, patch_size=128, stride=128, splits={"train": [4], "val": [7], "test": [2]})
     assert not (out / "labels" / "stale.png").exists()
     assert read_split(out / "sets" / "train.txt") == ["area4_y0_x0"]

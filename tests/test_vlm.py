@@ -9,16 +9,16 @@ for real, so retried replies carry a short ``Retry-After`` (it honours fractiona
 from __future__ import annotations
 
 import base64
-import secrets
 import io
 import json
 import logging
+import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -33,8 +33,8 @@ from segaug.vlm import (
     VLMPlacementClient,
     build_messages,
     image_digest,
-    parse_points,
     parse_answer,
+    parse_points,
     prompt_text,
 )
 from segaug.vlm.cache import cache_key
@@ -108,8 +108,12 @@ def make_handler(state: FakeOpenAI):
 
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            req = {"path": self.path, "auth": self.headers.get("Authorization"), "body": json.loads(raw),
-                   "headers": dict(self.headers)}
+            req = {
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "body": json.loads(raw),
+                "headers": dict(self.headers),
+            }
             with state.lock:
                 state.requests.append(req)
                 n = len(state.requests)
@@ -184,8 +188,14 @@ def test_build_messages_holds_images_legend_object_and_schema():
     np.testing.assert_array_equal(decode_png(parts[0]["image_url"]["url"]), image)  # photo first
     np.testing.assert_array_equal(decode_png(parts[1]["image_url"]["url"]), mask)  # lossless mask
     text = parts[2]["text"]
-    for needle in ("rgb(128, 64, 128) = road", "rgb(0, 0, 142) = car", "one car, 12 x 8 pixels",
-                   f"{W} x {H} pixels", "stand on: road", "up to 3 candidate"):  # fmt: skip
+    for needle in (
+        "rgb(128, 64, 128) = road",
+        "rgb(0, 0, 142) = car",
+        "one car, 12 x 8 pixels",
+        f"{W} x {H} pixels",
+        "stand on: road",
+        "up to 3 candidate",
+    ):
         assert needle in text, needle
     pt = prompt_text(msgs)
     assert "data:image" not in pt and pt.count("[image_url]") == 2 and "stand on: road" in pt
@@ -394,7 +404,9 @@ def test_refused_connection_stops_the_job():
         port = s.getsockname()[1]
     p = OpenAICompatibleProvider(f"http://127.0.0.1:{port}/v1", "test-vlm", api_key_env=None, max_retries=1)
     budget = RequestBudget(10)
-    with pytest.raises(SegaugError, match=rf"cannot reach the VLM endpoint http://127.0.0.1:{port}/v1 \(model 'test-vlm'\)"):
+    with pytest.raises(
+        SegaugError, match=rf"cannot reach the VLM endpoint http://127.0.0.1:{port}/v1 \(model 'test-vlm'\)"
+    ):
         propose(VLMPlacementClient(p, budget=budget))
     assert budget.used == 2  # the openai client retried once
 
@@ -410,8 +422,11 @@ def test_slow_reply_times_out_is_retried_then_fails(server):
 
 @pytest.mark.parametrize(
     "reply",
-    [Reply(body=b"<html>gateway</html>"), Reply(body=b'{"choices": []}'),
-     Reply(body=b'{"choices": [{"message": {"content": null}, "finish_reason": "length"}]}')],  # fmt: skip
+    [
+        Reply(body=b"<html>gateway</html>"),
+        Reply(body=b'{"choices": []}'),
+        Reply(body=b'{"choices": [{"message": {"content": null}, "finish_reason": "length"}]}'),
+    ],
 )
 def test_malformed_response_body_is_a_provider_error_not_cached(server, tmp_path, reply):
     server.reply = lambda n, req: reply
@@ -488,7 +503,7 @@ def test_cache_prevents_a_second_request(server, tmp_path):
 def test_api_key_is_sent_as_bearer_and_never_leaks(server, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv(KEY_ENV, SECRET)
     caplog.set_level(logging.DEBUG)
-    echo = lambda req: json.dumps({"error": {"message": f"got {req['auth']}"}})  # noqa: E731
+    echo = lambda req: json.dumps({"error": {"message": f"got {req['auth']}"}})
     replies = {
         1: lambda req: chat(points_json((10, 30))),
         2: lambda req: chat(f"my key is {req['auth']}"),  # a hostile server echoes it in the answer
@@ -616,7 +631,9 @@ def test_uncached_hub_model_is_a_clear_error(monkeypatch):
 #   boxes in the [y_min, x_min, y_max, x_max] format ... Coordinate values are normalized to 0-1000
 #   for every image."
 PW, PH = 640, 480  # a photo; Qwen2.5-VL sees it as 644 x 476 (smart_resize: multiples of 28)
-QWEN_POINTS = '```json\n[\n\t{"point_2d": [322, 238], "label": "car"},\n\t{"point_2d": [161, 357], "label": "car"}\n]\n```'
+QWEN_POINTS = (
+    '```json\n[\n\t{"point_2d": [322, 238], "label": "car"},\n\t{"point_2d": [161, 357], "label": "car"}\n]\n```'
+)
 QWEN_BOXES = '```json\n[\n\t{"bbox_2d": [300, 200, 344, 276], "label": "car"}\n]\n```'
 GEMINI_POINTS = '```json\n[\n  {"point": [500, 250], "label": "car"}\n]\n```'
 GEMINI_BOXES = '[{"box_2d": [400, 100, 600, 300], "label": "car"}]'
@@ -643,10 +660,10 @@ def test_smart_resize_matches_the_qwen_processor():
         (QWEN_POINTS, "qwen", "norm1000", [(206, 114), (103, 171)], "qwen point_2d norm1000"),  # Qwen3-VL
         (GEMINI_POINTS, "auto", None, [(160, 240)], "gemini point norm1000"),  # [y, x]
         (GEMINI_BOXES, "gemini", None, [(128, 240)], "gemini box_2d norm1000"),
-        ('[[10, 20], [30, 40]]', "auto", None, [(10, 20), (30, 40)], "segaug [[x,y]] pixels"),
+        ("[[10, 20], [30, 40]]", "auto", None, [(10, 20), (30, 40)], "segaug [[x,y]] pixels"),
         ('{"points": [[10, 20]]}', "segaug", None, [(10, 20)], "segaug points[[x,y]] pixels"),
         ('{"points": [{"x": 10, "y": 20}]}', "auto", None, [(10, 20)], "segaug points[{x,y}] pixels"),
-        ('[[0.5, 0.25]]', "auto", "norm1", [(320, 120)], "segaug [[x,y]] norm1"),
+        ("[[0.5, 0.25]]", "auto", "norm1", [(320, 120)], "segaug [[x,y]] norm1"),
         ('[{"point_2d": [644, 476], "label": "edge"}]', "qwen", None, [(639, 479)], None),  # the far edge
         ("[]", "qwen", None, [], "qwen [] resized_pixels 644x476"),  # nothing fits: not an error
     ],
@@ -662,7 +679,7 @@ def test_parse_answer_reads_native_formats(text, fmt, coords, points, convention
     [
         ("The car fits at [120, 340] on the road.", "auto", "not valid JSON"),  # prose with numbers: no guess
         ('Sure! ```json\n[{"point_2d": [1, 2]}]\n```', "auto", "not valid JSON"),
-        ('point_2d: [12, 30]', "qwen", "not valid JSON"),
+        ("point_2d: [12, 30]", "qwen", "not valid JSON"),
         ('[{"point_2d": [1, 2]}, {"point": [1, 2]}]', "auto", "mix the gemini and qwen formats"),
         ('[{"point_2d": [1, 2, 3]}]', "auto", "expected 2 numbers"),
         ('[{"bbox_2d": [1, 2]}]', "auto", "expected 4 numbers"),
@@ -671,7 +688,7 @@ def test_parse_answer_reads_native_formats(text, fmt, coords, points, convention
         ('[{"point_2d": [1, 2], "point": [1, 2]}]', "auto", "expected exactly one of"),
         (GEMINI_POINTS, "qwen", "in the gemini format"),
         (QWEN_POINTS, "segaug", "in the qwen format"),
-        ('[[1, 2], [3]]', "auto", "expected an object"),
+        ("[[1, 2], [3]]", "auto", "expected an object"),
         ('"here"', "auto", "expected an object or a list"),
     ],
 )
@@ -681,8 +698,14 @@ def test_parse_answer_rejects(text, fmt, why):
 
 
 def test_parse_answer_drops_points_outside_and_uses_the_resized_size_given():
-    r = parse_answer('[{"point_2d": [700, 10]}, {"point_2d": [-1, 10]}, {"point_2d": [10, 10]}]', PW, PH, 5, "qwen",
-                     resized=(320, 240))  # fmt: skip
+    r = parse_answer(
+        '[{"point_2d": [700, 10]}, {"point_2d": [-1, 10]}, {"point_2d": [10, 10]}]',
+        PW,
+        PH,
+        5,
+        "qwen",
+        resized=(320, 240),
+    )
     assert r.points == [(20, 20)] and r.dropped_outside == 2 and r.convention.endswith("320x240")
     g = parse_answer('[{"point": [1001, 10]}, {"point": [10, 10]}]', PW, PH, 5)
     assert g.points == [(6, 4)] and g.dropped_outside == 1
@@ -700,9 +723,14 @@ def test_thesis_rows_label_the_vlm_row_with_the_share_the_vlm_placed(tmp_path):
         (d / "summary.json").write_text(json.dumps({"placer_stats": {"vlm_accepted": acc, "fallback": fb}}))
     label = vlm_placed_label([tmp_path / "seed0", tmp_path / "seed1"])
     assert label == "20% (4 of 20 objects)"
-    runs = [{"trainset": ts, "loss": "ce", "seed": 0, "classes": ["car"], "iou": {"car": 50.0}, "miou": 50.0}
-            for ts in ("origin", "paste-vlm")]  # fmt: skip
-    specs = [{"name": "baseline", "trainset": "origin", "loss": "ce"}, {"name": "VLM paste", "trainset": "paste-vlm", "loss": "ce"}]
+    runs = [
+        {"trainset": ts, "loss": "ce", "seed": 0, "classes": ["car"], "iou": {"car": 50.0}, "miou": 50.0}
+        for ts in ("origin", "paste-vlm")
+    ]
+    specs = [
+        {"name": "baseline", "trainset": "origin", "loss": "ce"},
+        {"name": "VLM paste", "trainset": "paste-vlm", "loss": "ce"},
+    ]
     rows = thesis_rows(specs, runs, {"paste-vlm": label})
     assert [r["vlm_placed"] for r in rows] == ["", label]
     assert "vlm_placed" not in thesis_rows(specs, runs)[0]
@@ -716,8 +744,13 @@ def test_thesis_rows_label_the_vlm_row_with_the_share_the_vlm_placed(tmp_path):
 def test_vlm_config_reaches_the_provider_and_client(tmp_path):
     from segaug.paste.methods import vlm_client
 
-    base = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": None,
-            "cache_dir": str(tmp_path)}  # fmt: skip
+    base = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": None,
+        "cache_dir": str(tmp_path),
+    }
     c = vlm_client({**base, "max_tokens": 4096, "min_pixels": 256 * 28 * 28, "max_pixels": 1280 * 28 * 28})
     p = c.provider
     assert p.max_tokens == 4096 and p.structured and c.answer_format == "auto" and c.coordinates is None

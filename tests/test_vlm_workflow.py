@@ -24,10 +24,10 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-
-from conftest import run_snakemake
 from test_vlm import KEY_ENV, SECRET, Reply, chat, server, status  # noqa: F401  (the loopback server fixture)
 from test_workflow import write_config
+
+from conftest import run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -78,7 +78,9 @@ def answer_in(fmt: str):
         if fmt == "qwen_box":
             rh, rw = smart_resize(H, W)
             px, py = round((x + 0.5) * rw / W), round((y + 0.5) * rh / H)
-            return chat(f'```json\n[\n\t{{"bbox_2d": [{px - 4}, {py - 3}, {px + 4}, {py + 3}], "label": "car"}}\n]\n```')
+            return chat(
+                f'```json\n[\n\t{{"bbox_2d": [{px - 4}, {py - 3}, {px + 4}, {py + 3}], "label": "car"}}\n]\n```'
+            )
         if fmt == "gemini":  # [y, x] normalised to 0-1000
             ny, nx = round((y + 0.5) * 1000 / H), round((x + 0.5) * 1000 / W)
             return chat(f'```json\n[\n  {{"point": [{ny}, {nx}], "label": "car"}}\n]\n```')
@@ -104,13 +106,20 @@ def workdir(tmp_path_factory):
 def run_vlm(workdir, monkeypatch, name: str, **vlm):
     """Run the VLM paste job with this ``vlm`` section; (CompletedProcess, seconds, summary or None)."""
     monkeypatch.setenv(KEY_ENV, SECRET)
-    section = {"provider": "openai", "model": f"served-{name}", "api_key_env": KEY_ENV, "n_points": 3,
-               "timeout_s": 5, "max_retries": 2, "budget": 200, "cache_dir": f"results/demo/vlm_cache_{name}",
-               **vlm}  # fmt: skip
+    section = {
+        "provider": "openai",
+        "model": f"served-{name}",
+        "api_key_env": KEY_ENV,
+        "n_points": 3,
+        "timeout_s": 5,
+        "max_retries": 2,
+        "budget": 200,
+        "cache_dir": f"results/demo/vlm_cache_{name}",
+        **vlm,
+    }
     cfg = write_config(workdir, **SMALL, vlm=section)
     t0 = time.perf_counter()
-    p = run_snakemake(TARGET, "--cores", "1", "--configfile", str(cfg), "--forcerun", "paste", cwd=workdir,
-                      check=False)  # fmt: skip
+    p = run_snakemake(TARGET, "--cores", "1", "--configfile", str(cfg), "--forcerun", "paste", cwd=workdir, check=False)
     seconds = time.perf_counter() - t0
     out = workdir / TARGET
     summary = json.loads((out / "summary.json").read_text()) if p.returncode == 0 else None
@@ -127,16 +136,23 @@ def error_line(workdir) -> str:
 
 
 def no_secret_anywhere(workdir, p):
-    texts = [p.stdout, p.stderr] + [f.read_text(errors="replace") for f in workdir.rglob("*")
-                                    if f.is_file() and f.suffix in (".json", ".jsonl", ".log", ".txt", ".yaml")]  # fmt: skip
+    texts = [p.stdout, p.stderr] + [
+        f.read_text(errors="replace")
+        for f in workdir.rglob("*")
+        if f.is_file() and f.suffix in (".json", ".jsonl", ".log", ".txt", ".yaml")
+    ]
     assert all(SECRET not in t for t in texts)
 
 
 @pytest.mark.parametrize(
     "fmt, convention",
-    [("qwen", "qwen point_2d resized_pixels 140x84"), ("qwen_box", "qwen bbox_2d resized_pixels 140x84"),
-     ("gemini", "gemini point norm1000"), ("pairs", "segaug points[[x,y]] pixels"),
-     ("segaug", "segaug points[{x,y}] pixels")],  # fmt: skip
+    [
+        ("qwen", "qwen point_2d resized_pixels 140x84"),
+        ("qwen_box", "qwen bbox_2d resized_pixels 140x84"),
+        ("gemini", "gemini point norm1000"),
+        ("pairs", "segaug points[[x,y]] pixels"),
+        ("segaug", "segaug points[{x,y}] pixels"),
+    ],
 )
 def test_native_formats_place_objects_by_the_vlm(workdir, monkeypatch, server, fmt, convention):  # noqa: F811
     server.reply = answer_in(fmt)
@@ -238,14 +254,14 @@ def test_all_fallback_fails_the_job_with_share_and_reasons(workdir, monkeypatch,
 
 def test_timeouts_fall_back_and_the_job_fails(workdir, monkeypatch, server):  # noqa: F811
     server.reply = lambda n, req: Reply(body=chat('{"points": []}').body, delay_s=3)
-    p, seconds, _ = run_vlm(workdir, monkeypatch, "timeout", base_url=server.url, timeout_s=0.5, max_retries=1,
-                            budget=4)  # fmt: skip
+    p, seconds, _ = run_vlm(
+        workdir, monkeypatch, "timeout", base_url=server.url, timeout_s=0.5, max_retries=1, budget=4
+    )
     assert p.returncode != 0
     line = error_line(workdir)
     assert "the VLM placed 0 of" in line and "timeout x2" in line, line
     assert server.count == 4
-    measure("timeout (server 3 s, timeout_s 0.5, max_retries 1, budget 4)", server.count, seconds,
-            "job fails: " + line)  # fmt: skip
+    measure("timeout (server 3 s, timeout_s 0.5, max_retries 1, budget 4)", server.count, seconds, "job fails: " + line)
 
 
 def test_all_fallback_allowed_keeps_the_set(workdir, monkeypatch, server):  # noqa: F811
@@ -275,8 +291,9 @@ def test_demo_local_tiny_qwen_needs_allow_all_fallback(workdir, monkeypatch):
     assert demo_vlm["allow_all_fallback"] is True
     for allow in (False, True):
         cfg = write_config(workdir, **SMALL, vlm={**demo_vlm, "allow_all_fallback": allow})
-        p = run_snakemake(TARGET, "--cores", "1", "--configfile", str(cfg), "--forcerun", "paste", cwd=workdir,
-                          check=False)  # fmt: skip
+        p = run_snakemake(
+            TARGET, "--cores", "1", "--configfile", str(cfg), "--forcerun", "paste", cwd=workdir, check=False
+        )
         if not allow:
             assert p.returncode != 0 and "the VLM placed 0 of" in error_line(workdir), job_log(workdir)[-2000:]
     assert p.returncode == 0, job_log(workdir)[-3000:]

@@ -183,9 +183,7 @@ def test_size_mismatch_names_both_files(tmp_path):
     files = voc_files()
     files["VOCdevkit/VOC2007/SegmentationClass/000039.png"] = palette_png(voc_label(1, h=20))
     year_dir = find_voc_year_dir(write_tree(tmp_path / "src", files), "2007")
-    with pytest.raises(
-        SegaugError, match=r"000039.png: label size 32x20 does not match image .*000039.jpg size 32x24"
-    ):
+    with pytest.raises(SegaugError, match=r"000039.png: label size 32x20 does not match image .*000039.jpg size 32x24"):
         convert_voc(year_dir, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -223,20 +221,36 @@ def test_voc_members_selects_only_what_conversion_needs():
 
 
 def test_prepare_dataset_script_from_voc_root_and_tar(devkit, tmp_path):
-    p = run_script(ROOT / "scripts/prepare_dataset.py", "--kind", "voc", "--year", "2007",
-                   "--voc-root", devkit / "VOCdevkit", "--out", tmp_path / "a/ds")  # fmt: skip
+    p = run_script(
+        ROOT / "scripts/prepare_dataset.py",
+        "--kind",
+        "voc",
+        "--year",
+        "2007",
+        "--voc-root",
+        devkit / "VOCdevkit",
+        "--out",
+        tmp_path / "a/ds",
+    )
     assert p.returncode == 0, p.stderr
     tar = make_tar(tmp_path / "voc.tar", voc_files())
-    p = run_script(ROOT / "scripts/prepare_dataset.py", "--kind", "voc", "--year", "2007",
-                   "--voc-tar", tar, "--out", tmp_path / "b/ds")  # fmt: skip
+    p = run_script(
+        ROOT / "scripts/prepare_dataset.py",
+        "--kind",
+        "voc",
+        "--year",
+        "2007",
+        "--voc-tar",
+        tar,
+        "--out",
+        tmp_path / "b/ds",
+    )
     assert p.returncode == 0, p.stderr
     for sub in ("images", "labels", "sets"):
         a = sorted(x.name for x in (tmp_path / "a/ds" / sub).iterdir())
         assert a == sorted(x.name for x in (tmp_path / "b/ds" / sub).iterdir())
         for name in a:
-            assert (tmp_path / "a/ds" / sub / name).read_bytes() == (
-                tmp_path / "b/ds" / sub / name
-            ).read_bytes()
+            assert (tmp_path / "a/ds" / sub / name).read_bytes() == (tmp_path / "b/ds" / sub / name).read_bytes()
     assert [x.name for x in (tmp_path / "b").iterdir()] == ["ds"]  # the extraction dir is gone
     assert not (tmp_path / "b/ds/images/009999.jpg").exists()  # only segmentation images
 
@@ -245,15 +259,20 @@ def test_prepare_dataset_script_user_errors(devkit, tmp_path):
     script = ROOT / "scripts/prepare_dataset.py"
     line = one_error_line(run_script(script, "--kind", "voc", "--voc-root", devkit, "--out", tmp_path / "x"))
     assert "a VOC-layout dataset that is not PASCAL VOC (no 'year') needs its class table" in line
-    line = one_error_line(run_script(script, "--kind", "voc", "--year", "2012", "--voc-root", devkit,
-                                     "--out", tmp_path / "x"))  # fmt: skip
+    line = one_error_line(
+        run_script(script, "--kind", "voc", "--year", "2012", "--voc-root", devkit, "--out", tmp_path / "x")
+    )
     assert "no VOC2012 devkit found" in line
     tar = make_tar(tmp_path / "voc.tar", voc_files("2007"))
-    line = one_error_line(run_script(script, "--kind", "voc", "--year", "2012", "--voc-tar", tar,
-                                     "--out", tmp_path / "x"))  # fmt: skip
+    line = one_error_line(
+        run_script(script, "--kind", "voc", "--year", "2012", "--voc-tar", tar, "--out", tmp_path / "x")
+    )
     assert "voc.tar: holds no VOC2012 segmentation data" in line
-    line = one_error_line(run_script(script, "--kind", "voc", "--year", "2007", "--voc-tar",
-                                     tmp_path / "none.tar", "--out", tmp_path / "x"))  # fmt: skip
+    line = one_error_line(
+        run_script(
+            script, "--kind", "voc", "--year", "2007", "--voc-tar", tmp_path / "none.tar", "--out", tmp_path / "x"
+        )
+    )
     assert "none.tar: archive not found" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src", "voc.tar"]
 
@@ -281,9 +300,19 @@ def test_make_split_with_the_u2pl_92_list(tmp_path, shared_data):
     assert not set(val) & set(ids)
     (tmp_path / "val.txt").write_text("\n".join(f"{i} 0" for i in val))  # extra column, no newline
     root = fake_dataset(tmp_path / "ds", ids + val)
-    args = [ROOT / "scripts/make_split.py", "--dataset-root", root, "--train-list", lst,
-            "--val-list", tmp_path / "val.txt", "--out-train", tmp_path / "s/train.txt",
-            "--out-val", tmp_path / "s/val.txt"]  # fmt: skip
+    args = [
+        ROOT / "scripts/make_split.py",
+        "--dataset-root",
+        root,
+        "--train-list",
+        lst,
+        "--val-list",
+        tmp_path / "val.txt",
+        "--out-train",
+        tmp_path / "s/train.txt",
+        "--out-val",
+        tmp_path / "s/val.txt",
+    ]
     p = run_script(*args)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "s/train.txt").read_text() == "".join(i + "\n" for i in ids)
@@ -304,17 +333,29 @@ def test_make_split_rejects_overlap_and_empty_lists(tmp_path):
     (tmp_path / "t.txt").write_text("a\nb\n")
     (tmp_path / "v.txt").write_text("b\nc")
     (tmp_path / "e.txt").write_text("\n")
-    base = [ROOT / "scripts/make_split.py", "--dataset-root", root, "--out-train", tmp_path / "o/t.txt",
-            "--out-val", tmp_path / "o/v.txt"]  # fmt: skip
-    line = one_error_line(
-        run_script(*base, "--train-list", tmp_path / "t.txt", "--val-list", tmp_path / "v.txt")
-    )
+    base = [
+        ROOT / "scripts/make_split.py",
+        "--dataset-root",
+        root,
+        "--out-train",
+        tmp_path / "o/t.txt",
+        "--out-val",
+        tmp_path / "o/v.txt",
+    ]
+    line = one_error_line(run_script(*base, "--train-list", tmp_path / "t.txt", "--val-list", tmp_path / "v.txt"))
     assert "share 1 ids, e.g. ['b']" in line
-    line = one_error_line(
-        run_script(*base, "--train-list", tmp_path / "e.txt", "--val-list", tmp_path / "v.txt")
-    )
+    line = one_error_line(run_script(*base, "--train-list", tmp_path / "e.txt", "--val-list", tmp_path / "v.txt"))
     assert "e.txt: split list is empty" in line
-    line = one_error_line(run_script(*base, "--train-list", tmp_path / "t.txt", "--val-list", tmp_path / "v.txt",
-                                     "--dataset-root", tmp_path / "nope"))  # fmt: skip
+    line = one_error_line(
+        run_script(
+            *base,
+            "--train-list",
+            tmp_path / "t.txt",
+            "--val-list",
+            tmp_path / "v.txt",
+            "--dataset-root",
+            tmp_path / "nope",
+        )
+    )
     assert "not a canonical dataset" in line
     assert not (tmp_path / "o").exists()

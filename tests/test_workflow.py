@@ -226,8 +226,16 @@ def test_demo_thesis_table(demo_run):
     tmp, cfg = demo_run
     out = tmp / "results" / "demo"
     rows = list(csv.DictReader(open(out / "tables" / "thesis.csv")))
-    assert [r["method"] for r in rows] == ["baseline", "random paste", "context paste", "VLM paste",
-                                           "SIGtor packing", "focal loss", "class weighting", "generative"]  # fmt: skip
+    assert [r["method"] for r in rows] == [
+        "baseline",
+        "random paste",
+        "context paste",
+        "VLM paste",
+        "SIGtor packing",
+        "focal loss",
+        "class weighting",
+        "generative",
+    ]
     assert [(r["trainset"], r["loss"]) for r in rows][5:7] == [("origin", "focal"), ("origin", "weighted_ce")]
     for r in rows:
         assert r["seeds"] == "0 1" and re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", r["mIoU"]), r
@@ -258,12 +266,17 @@ def test_demo_thesis_table(demo_run):
 def test_open_vocabulary_surfaces_feed_context_paste(tmp_path, source):
     """A surface the labels lack ("pavement") comes from open-vocabulary maps (tiny CLIPSeg, or
     tiny SAM 2 + CLIP), built once per split by the `surfaces` rule and read by context paste."""
-    surfaces = {"source": source, "names": ["road", "water", "pavement"],
-                "model": f"results/demo/tiny/{'clipseg' if source == 'clipseg' else 'sam'}"}  # fmt: skip
+    surfaces = {
+        "source": source,
+        "names": ["road", "water", "pavement"],
+        "model": f"results/demo/tiny/{'clipseg' if source == 'clipseg' else 'sam'}",
+    }
     if source == "sam_clip":
         surfaces["clip_model"] = "results/demo/tiny/clip"
-    cfg = write_config(tmp_path, **{**TINY, "seeds": [0], "context.surfaces": surfaces,
-                                    "context.rules.car.surfaces": ["road", "pavement"]})  # fmt: skip
+    cfg = write_config(
+        tmp_path,
+        **{**TINY, "seeds": [0], "context.surfaces": surfaces, "context.rules.car.surfaces": ["road", "pavement"]},
+    )
     target = "results/demo/shapes/full/paste/context/seed0"
     run_snakemake(target, "--cores", "2", "--configfile", str(cfg), cwd=tmp_path)
     maps = tmp_path / "results/demo/shapes/full/surfaces"
@@ -289,8 +302,14 @@ def test_demo_tables_figures_provenance_and_report(demo_run):
     for name in figures:
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
     cfg_hash = None
-    for artifact in ["tables/table1.csv", "tables/table2.csv", "tables/thesis.csv", "figures/figure5.png",
-                     "figures/samples.png", "tables/synthetic_sets.csv"]:  # fmt: skip
+    for artifact in [
+        "tables/table1.csv",
+        "tables/table2.csv",
+        "tables/thesis.csv",
+        "figures/figure5.png",
+        "figures/samples.png",
+        "tables/synthetic_sets.csv",
+    ]:
         prov = json.loads((out / f"{artifact}.provenance.json").read_text())
         assert {"config_sha256", "code_version", "packages", "seeds", "model_ids"} <= set(prov), artifact
         assert prov["packages"]["torch"] and prov["model_ids"]["segmentation"]["pspnet_r18"]["arch"] == "PSPNet"
@@ -299,8 +318,16 @@ def test_demo_tables_figures_provenance_and_report(demo_run):
     report = tmp / "report.html"
     run_snakemake("--report", str(report), "--configfile", str(cfg), cwd=tmp)
     html = report.read_text(errors="replace")
-    for name in ["table1.csv", "table2.csv", "thesis.csv", "figure5.png", "samples.png", "class_histogram.png",
-                 "paste_examples.png", "synthetic_sets.csv"]:  # fmt: skip
+    for name in [
+        "table1.csv",
+        "table2.csv",
+        "thesis.csv",
+        "figure5.png",
+        "samples.png",
+        "class_histogram.png",
+        "paste_examples.png",
+        "synthetic_sets.csv",
+    ]:
         assert name in html, name
 
 
@@ -310,10 +337,19 @@ def test_rerun_one_seed_plans_exactly_that_seed(demo_run):
     target = "results/demo/tables/seeds/seed1.csv"
     run_snakemake(target, "--cores", "1", "--configfile", str(cfg), cwd=tmp)
     p = run_snakemake(
-        target, "-n", "--configfile", str(cfg),
-        "--forcerun", "paste", "generate", "synthetic_set", "train", "evaluate", "seed_metrics",
+        target,
+        "-n",
+        "--configfile",
+        str(cfg),
+        "--forcerun",
+        "paste",
+        "generate",
+        "synthetic_set",
+        "train",
+        "evaluate",
+        "seed_metrics",
         cwd=tmp,
-    )  # fmt: skip
+    )
     jobs = planned_jobs(p.stdout)
     rules = sorted(r for r, _ in jobs)
     # one synthetic set (the D_final of seed 1, one shard), 4 trainings and 4 evaluations
@@ -328,13 +364,26 @@ def test_prefetch_plans_every_download_on_the_submit_host(tmp_path):
     p = run_snakemake("prefetch", "-n", cwd=tmp_path)
     counts = job_counts(p.stdout)
     # 10 hub repos: BLIP-2, annotators, CLIP, SDXL base, VAE, 3 adapters, ControlNet, inpainting
-    assert counts == {"download_dataset": 2, "download_list": 6, "prefetch_weights": 3, "prefetch_hub": 10,
-                      "prefetch_inception": 1, "prefetch": 1, "total": 23}  # fmt: skip
+    assert counts == {
+        "download_dataset": 2,
+        "download_list": 6,
+        "prefetch_weights": 3,
+        "prefetch_hub": 10,
+        "prefetch_inception": 1,
+        "prefetch": 1,
+        "total": 23,
+    }
     assert "hub/TencentARC--t2i-adapter-lineart-sdxl-1.0.ready" in p.stdout
     block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (ROOT / "Snakefile").read_text(), re.M)
     local = {name.strip(" ,") for name in block.group(1).split()}
-    assert {"download_dataset", "download_list", "prefetch_weights", "prefetch_hub", "prefetch_inception",
-            "prefetch"} <= local  # fmt: skip
+    assert {
+        "download_dataset",
+        "download_list",
+        "prefetch_weights",
+        "prefetch_hub",
+        "prefetch_inception",
+        "prefetch",
+    } <= local
     p = run_snakemake("-n", "-p", cwd=tmp_path)
     for script in ("train", "captions", "priors", "gen_quality"):
         cmds = [line for line in p.stdout.splitlines() if f"scripts/{script}.py" in line]
@@ -350,7 +399,12 @@ def test_mask2former_gets_its_own_recipe(tmp_path):
     for c in cmds:
         train = json.loads(re.search(r"--train-json '([^']+)'", c).group(1))
         model = json.loads(re.search(r"--model-json '([^']+)'", c).group(1))
-        assert (train["optimizer"], train["lr"], train["weight_decay"], train["grad_clip"]) == ("adamw", 0.0001, 0.05, 0.01)
+        assert (train["optimizer"], train["lr"], train["weight_decay"], train["grad_clip"]) == (
+            "adamw",
+            0.0001,
+            0.05,
+            0.01,
+        )
         assert train["backbone_lr_mult"] == 0.1 and train["steps"] == 30000 and "train" not in model
     smp = [line for line in p.stdout.splitlines() if "scripts/train.py" in line and "pspnet_r50" in line]
     assert '"optimizer"' not in smp[0]
@@ -371,13 +425,22 @@ def test_dag_and_rulegraph_render(tmp_path):
 def test_bare_profile_name_after_install_profile(tmp_path):
     """`make install-profile` makes the literal `snakemake --profile slurm ...` resolve."""
     home = tmp_path / "home"
-    subprocess.run(["make", "-s", "-C", str(ROOT), "install-profile", f"HOME={home}"], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(["make", "-s", "-C", str(ROOT), "install-profile", f"HOME={home}"], check=True, capture_output=True)
     assert (home / ".config/snakemake/slurm").resolve() == ROOT / "profiles" / "slurm"
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-           "SNAKEMAKE_SLURM_ACCOUNT": "acc"}  # fmt: skip
-    cmd = [snakemake_bin(), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "results/tables/table1.csv", "--profile", "slurm", "-n", "--sdm", "env-modules"]  # fmt: skip
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "SNAKEMAKE_SLURM_ACCOUNT": "acc"}
+    cmd = [
+        snakemake_bin(),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "results/tables/table1.csv",
+        "--profile",
+        "slurm",
+        "-n",
+        "--sdm",
+        "env-modules",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "Using profile slurm" in p.stdout + p.stderr

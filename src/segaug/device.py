@@ -13,9 +13,7 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise SegaugError(
-            "device 'cuda' requested but no CUDA GPU is visible; use --device cpu or auto"
-        )
+        raise SegaugError("device 'cuda' requested but no CUDA GPU is visible; use --device cpu or auto")
     if device not in ("cpu", "cuda"):
         raise SegaugError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device

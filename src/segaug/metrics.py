@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,8 +50,7 @@ def confusion_matrix(
     if t.size and (t.min() < 0 or t.max() >= num_classes):
         bad = sorted({int(v) for v in np.unique(t) if v < 0 or v >= num_classes})
         raise SegaugError(
-            f"label values {bad} are outside the class table (0..{num_classes - 1}, "
-            f"{ignore_index} = ignore)"
+            f"label values {bad} are outside the class table (0..{num_classes - 1}, {ignore_index} = ignore)"
         )
     if p.size and (p.min() < 0 or p.max() >= num_classes):
         raise ValueError(f"predictions outside 0..{num_classes - 1}")

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -43,17 +43,25 @@ from segaug.io import atomic_path, write_json
 log = logging.getLogger("segaug.pool")
 
 INDEX_COLUMNS = (
-    "crop", "class_index", "class_name", "area", "x0", "y0", "x1", "y1",
-    "width", "height", "source_id", "touches_border",
-)  # fmt: skip
+    "crop",
+    "class_index",
+    "class_name",
+    "area",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "width",
+    "height",
+    "source_id",
+    "touches_border",
+)
 
 
 # ---------------------------------------------------------------- which classes
 
 
-def minority_classes_by_frequency(
-    counts: Sequence[int] | np.ndarray, max_fraction: float
-) -> list[int]:
+def minority_classes_by_frequency(counts: Sequence[int] | np.ndarray, max_fraction: float) -> list[int]:
     """Indices of classes whose pixel share is below ``max_fraction``.
 
     ``counts[i]`` is the pixel count of class i (ignore pixels excluded, as
@@ -166,9 +174,7 @@ def build_pool(
         source = "config"
     else:
         log.info("counting class pixels over %d images", len(pairs))
-        counts = class_pixel_counts(
-            (read_label(s.label, nc) for s in tqdm(pairs, desc="class counts", unit="img")), nc
-        )
+        counts = class_pixel_counts((read_label(s.label, nc) for s in tqdm(pairs, desc="class counts", unit="img")), nc)
         class_ids = minority_classes_by_frequency(counts, max_fraction)
         source = "frequency"
         if not class_ids:
@@ -194,12 +200,22 @@ def build_pool(
                 name = f"crops/{len(rows):06d}.png"
                 Image.fromarray(o.rgba, mode="RGBA").save(tmp / name, format="PNG")
                 x0, y0, x1, y1 = o.bbox
-                rows.append({
-                    "crop": name, "class_index": o.class_index,
-                    "class_name": class_table.names[o.class_index], "area": o.area,
-                    "x0": x0, "y0": y0, "x1": x1, "y1": y1, "width": o.width, "height": o.height,
-                    "source_id": s.id, "touches_border": int(o.touches_border),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "crop": name,
+                        "class_index": o.class_index,
+                        "class_name": class_table.names[o.class_index],
+                        "area": o.area,
+                        "x0": x0,
+                        "y0": y0,
+                        "x1": x1,
+                        "y1": y1,
+                        "width": o.width,
+                        "height": o.height,
+                        "source_id": s.id,
+                        "touches_border": int(o.touches_border),
+                    }
+                )
                 per_class[o.class_index]["objects"] += 1
                 per_class[o.class_index]["pixels"] += o.area
         if not rows:
@@ -241,9 +257,7 @@ def build_pool(
             ],
         }
         if counts is not None:
-            summary["class_pixel_fractions"] = {
-                class_table.names[i]: float(counts[i] / total) for i in range(nc)
-            }
+            summary["class_pixel_fractions"] = {class_table.names[i]: float(counts[i] / total) for i in range(nc)}
         write_json(tmp / "pool.json", summary)
     empty = [class_table.names[c] for c in class_ids if per_class[c]["objects"] == 0]
     if empty:
@@ -284,9 +298,7 @@ class PoolObject:
             except FileNotFoundError:
                 raise SegaugError(f"{self.path}: pool crop missing; rebuild the pool") from None
             except OSError as e:
-                raise SegaugError(
-                    f"{self.path}: cannot read pool crop ({e}); rebuild the pool"
-                ) from None
+                raise SegaugError(f"{self.path}: cannot read pool crop ({e}); rebuild the pool") from None
             if a.shape[:2] != (self.height, self.width):
                 raise SegaugError(
                     f"{self.path}: crop is {a.shape[1]}x{a.shape[0]} but index.csv says "
@@ -301,9 +313,7 @@ def load_pool(out_dir: str | Path, eager: bool = False) -> list[PoolObject]:
     out_dir = Path(out_dir)
     index = out_dir / "index.csv"
     if not index.exists():
-        raise SegaugError(
-            f"{index}: pool index not found; run the crop stage (scripts/pool.py) first"
-        )
+        raise SegaugError(f"{index}: pool index not found; run the crop stage (scripts/pool.py) first")
     with open(index, newline="") as f:
         reader = csv.DictReader(f)
         missing = set(INDEX_COLUMNS) - set(reader.fieldnames or ())
@@ -312,13 +322,18 @@ def load_pool(out_dir: str | Path, eager: bool = False) -> list[PoolObject]:
         objs = []
         for n, r in enumerate(reader, start=2):
             try:
-                objs.append(PoolObject(
-                    crop=r["crop"], path=out_dir / r["crop"],
-                    class_index=int(r["class_index"]), class_name=r["class_name"],
-                    area=int(r["area"]),
-                    bbox=(int(r["x0"]), int(r["y0"]), int(r["x1"]), int(r["y1"])),
-                    source_id=r["source_id"], touches_border=bool(int(r["touches_border"])),
-                ))  # fmt: skip
+                objs.append(
+                    PoolObject(
+                        crop=r["crop"],
+                        path=out_dir / r["crop"],
+                        class_index=int(r["class_index"]),
+                        class_name=r["class_name"],
+                        area=int(r["area"]),
+                        bbox=(int(r["x0"]), int(r["y0"]), int(r["x1"]), int(r["y1"])),
+                        source_id=r["source_id"],
+                        touches_border=bool(int(r["touches_border"])),
+                    )
+                )
             except (TypeError, ValueError) as e:
                 raise SegaugError(f"{index}: line {n}: bad value ({e}); rebuild the pool") from None
     if not objs:

@@ -63,9 +63,12 @@ def slurm_cli_args(
     :func:`slurm_default_resources` for runs without a profile.
     """
     args = [
-        "--executor", "slurm",
-        "--jobs", str(jobs),
-        "--slurm-init-seconds-before-status-checks", str(init_seconds),
+        "--executor",
+        "slurm",
+        "--jobs",
+        str(jobs),
+        "--slurm-init-seconds-before-status-checks",
+        str(init_seconds),
         "--slurm-keep-successful-logs",
     ]
     if status_command is not None:
@@ -108,8 +111,9 @@ def run_snakemake(args, env, *, timeout: float = 600, cwd=None) -> subprocess.Co
     """
     cmd = [snakemake_bin(), *map(str, args)]
     t0 = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd,
-                       timeout=timeout, preexec_fn=_die_with_parent)
+    p = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, preexec_fn=_die_with_parent
+    )
     p.wall_seconds = time.monotonic() - t0
     return p
 
@@ -136,8 +140,7 @@ class LocalSlurmCluster:
     """Start/stop tests/slurm/cluster.sh in ``directory``; ``env`` is the environment for
     commands that talk to it (SLURM_CONF, PATH with the srun wrapper first)."""
 
-    def __init__(self, directory, *, accounting: bool = True, gpus: int = 1,
-                 extra_args: list[str] | None = None):
+    def __init__(self, directory, *, accounting: bool = True, gpus: int = 1, extra_args: list[str] | None = None):
         self.dir = Path(directory)
         self.accounting = accounting
         self.gpus = gpus
@@ -146,9 +149,8 @@ class LocalSlurmCluster:
         self.start_seconds: float | None = None
 
     # -- lifecycle
-    def start(self) -> "LocalSlurmCluster":
-        cmd = ["bash", str(CLUSTER_SH), "start", str(self.dir), "--gpus", str(self.gpus),
-               *self.extra_args]
+    def start(self) -> LocalSlurmCluster:
+        cmd = ["bash", str(CLUSTER_SH), "start", str(self.dir), "--gpus", str(self.gpus), *self.extra_args]
         if not self.accounting:
             cmd.append("--no-accounting")
         t0 = time.monotonic()
@@ -157,20 +159,29 @@ class LocalSlurmCluster:
         if p.returncode != 0:
             self.stop()  # whatever did come up
             raise RuntimeError(
-                f"cluster.sh start failed ({p.returncode}):\n{p.stdout}\n{p.stderr}\n"
-                + self.logs_tail()
+                f"cluster.sh start failed ({p.returncode}):\n{p.stdout}\n{p.stderr}\n" + self.logs_tail()
             )
         self.env = self._read_env()
         return self
 
     def stop(self) -> None:
         if (self.dir / "run").is_dir():
-            subprocess.run(["bash", str(CLUSTER_SH), "stop", str(self.dir)],
-                           capture_output=True, text=True, timeout=180, env=clean_env())
+            subprocess.run(
+                ["bash", str(CLUSTER_SH), "stop", str(self.dir)],
+                capture_output=True,
+                text=True,
+                timeout=180,
+                env=clean_env(),
+            )
 
     def running(self) -> bool:
-        p = subprocess.run(["bash", str(CLUSTER_SH), "status", str(self.dir)],
-                           capture_output=True, text=True, timeout=60, env=clean_env())
+        p = subprocess.run(
+            ["bash", str(CLUSTER_SH), "status", str(self.dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+        )
         return p.returncode == 0
 
     def __enter__(self):
@@ -185,7 +196,7 @@ class LocalSlurmCluster:
         for line in (self.dir / "env.sh").read_text().splitlines():
             if not line.startswith("export "):
                 continue
-            key, _, value = line[len("export "):].partition("=")
+            key, _, value = line[len("export ") :].partition("=")
             env[key] = value.replace("$PATH", env.get("PATH", ""))
         return env
 
@@ -198,8 +209,7 @@ class LocalSlurmCluster:
 
     def sacct(self, job_ids, fields=("JobIDRaw", "State", "Partition", "AllocTRES", "Account")) -> dict:
         """{job id: {field: value}} for the main records (-X) of ``job_ids``."""
-        p = self.run("sacct", "-X", "-n", "-P", "-j", ",".join(map(str, job_ids)),
-                     "-o", ",".join(fields))
+        p = self.run("sacct", "-X", "-n", "-P", "-j", ",".join(map(str, job_ids)), "-o", ",".join(fields))
         rows = {}
         for line in p.stdout.splitlines():
             vals = line.split("|")
@@ -229,22 +239,46 @@ class LocalSlurmCluster:
 # GPUs. --set-resources given here replaces the profile's mapping, so it is complete.
 SMALL = [
     "--set-resources",
-    *(f"{r}:{k}={v}" for r in ("prepare_dataset", "make_split", "pool", "paste")
-      for k, v in (("mem_mb", 1000), ("cpus_per_task", 1), ("runtime", 20))),
-    *(f"{r}:{k}={v}" for r in ("train", "evaluate")
-      for k, v in (("mem_mb", 2000), ("cpus_per_task", 1), ("runtime", 30),
-                   ("slurm_partition", "gpu"), ("gpu", 1))),
-    "--set-threads", "train=1", "evaluate=1", "prepare_dataset=1", "pool=1", "paste=1",
-    "--sdm", "env-modules",  # the profile's conda needs conda channels, unreachable here
-]  # fmt: skip
+    *(
+        f"{r}:{k}={v}"
+        for r in ("prepare_dataset", "make_split", "pool", "paste")
+        for k, v in (("mem_mb", 1000), ("cpus_per_task", 1), ("runtime", 20))
+    ),
+    *(
+        f"{r}:{k}={v}"
+        for r in ("train", "evaluate")
+        for k, v in (("mem_mb", 2000), ("cpus_per_task", 1), ("runtime", 30), ("slurm_partition", "gpu"), ("gpu", 1))
+    ),
+    "--set-threads",
+    "train=1",
+    "evaluate=1",
+    "prepare_dataset=1",
+    "pool=1",
+    "paste=1",
+    "--sdm",
+    "env-modules",  # the profile's conda needs conda channels, unreachable here
+]
 
 
 def run_demo_on_slurm(cluster, workdir: Path, cfg: Path, *targets, status_command=None):
-    env = {**cluster.env, "SNAKEMAKE_SLURM_ACCOUNT": ACCOUNT,
-           "PATH": f"{Path(snakemake_bin()).parent}:{cluster.env['PATH']}"}  # fmt: skip
-    args = [*targets, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(cfg), "--profile", str(REPO / "profiles" / "slurm"),
-            *slurm_cli_args(status_command, logdir=workdir / "slurm_logs"), *SMALL]  # fmt: skip
+    env = {
+        **cluster.env,
+        "SNAKEMAKE_SLURM_ACCOUNT": ACCOUNT,
+        "PATH": f"{Path(snakemake_bin()).parent}:{cluster.env['PATH']}",
+    }
+    args = [
+        *targets,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(cfg),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        *slurm_cli_args(status_command, logdir=workdir / "slurm_logs"),
+        *SMALL,
+    ]
     p = run_snakemake(args, env, timeout=600)
     p.log = f"$ {' '.join(p.args)}\n{p.stdout[-3000:]}\n{p.stderr[-8000:]}"
     print(f"demo on SLURM [{status_command or 'sacct'}]: {p.wall_seconds:.1f}s rc={p.returncode}")

@@ -13,14 +13,14 @@ Labels hold class indices; palettes are for viewing only.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segaug.data.class_tables import voc_palette  # noqa: F401  (re-exported)
+from segaug.data.class_tables import voc_palette
 from segaug.data.classnames import VOC_CLASSES
 from segaug.data.sources import id_problem
 from segaug.errors import SegaugError
@@ -58,9 +58,7 @@ class ClassTable:
         try:
             return self.names.index(name)
         except ValueError:
-            raise SegaugError(
-                f"unknown class {name!r}; known classes: {', '.join(self.names)}"
-            ) from None
+            raise SegaugError(f"unknown class {name!r}; known classes: {', '.join(self.names)}") from None
 
     def indices(self, names: Iterable[str]) -> list[int]:
         return [self.index(n) for n in names]
@@ -73,7 +71,7 @@ class ClassTable:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "class table") -> "ClassTable":
+    def from_dict(cls, d: dict, source: str = "class table") -> ClassTable:
         try:
             return cls(
                 names=tuple(d["names"]),
@@ -87,7 +85,7 @@ class ClassTable:
         write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClassTable":
+    def load(cls, path: str | Path) -> ClassTable:
         path = Path(path)
         if not path.exists():
             raise SegaugError(f"{path}: class table not found; prepare the dataset first")

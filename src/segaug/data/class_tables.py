@@ -32,14 +32,14 @@ VOC_VOID_COLOUR = (224, 224, 192)
 TABLE_FILES = ("classes.json", "labelmap.txt")
 
 DEMO_PALETTE = (
-    (60, 160, 60),    # grass
+    (60, 160, 60),  # grass
     (128, 128, 128),  # road
-    (40, 90, 200),    # water
-    (200, 120, 60),   # building
-    (20, 90, 30),     # tree
-    (230, 30, 30),    # car
-    (250, 230, 40),   # boat
-)  # fmt: skip
+    (40, 90, 200),  # water
+    (200, 120, 60),  # building
+    (20, 90, 30),  # tree
+    (230, 30, 30),  # car
+    (250, 230, 40),  # boat
+)
 VAIHINGEN_PALETTE = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
 
 

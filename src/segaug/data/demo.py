@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
 
 GRASS, ROAD, WATER, BUILDING, TREE, CAR, BOAT = range(7)
 PALETTE = (
-    (60, 160, 60),    # grass
+    (60, 160, 60),  # grass
     (128, 128, 128),  # road
-    (40, 90, 200),    # water
-    (200, 120, 60),   # building
-    (20, 90, 30),     # tree
-    (230, 30, 30),    # car
-    (250, 230, 40),   # boat
-)  # fmt: skip
+    (40, 90, 200),  # water
+    (200, 120, 60),  # building
+    (20, 90, 30),  # tree
+    (230, 30, 30),  # car
+    (250, 230, 40),  # boat
+)
 MINORITY = (CAR, BOAT)
 
 _CAR_COLOURS = ((205, 30, 30), (230, 55, 40), (185, 20, 55), (220, 35, 80))
@@ -210,8 +210,7 @@ def _car(xs, ys, cx, cy, angle, length, width):
 
 def _boat(cx, cy, angle, length, beam, sail_side):
     """A trapezoid hull (wide stern, narrow bow) and a triangular sail off one side."""
-    hull = [(-length / 2, -beam / 2), (length / 2, -beam * 0.15),
-            (length / 2, beam * 0.15), (-length / 2, beam / 2)]  # fmt: skip
+    hull = [(-length / 2, -beam / 2), (length / 2, -beam * 0.15), (length / 2, beam * 0.15), (-length / 2, beam / 2)]
     sail = [(0.18 * length, 0), (-0.32 * length, 0), (-0.26 * length, sail_side * 0.85 * beam)]
     return _to_image(cx, cy, angle, hull), _to_image(cx, cy, angle, sail)
 

@@ -16,8 +16,8 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tqdm import tqdm
 
@@ -38,9 +38,7 @@ def parse_checksum(checksum: str) -> tuple[str, str]:
     algo, digest = algo.lower(), digest.strip().lower()
     size = {"md5": 32, "sha256": 64}.get(algo)
     if size is None or len(digest) != size or any(c not in "0123456789abcdef" for c in digest):
-        raise SegaugError(
-            f"checksum {checksum!r}: expected 'md5:<32 hex digits>' or 'sha256:<64 hex digits>'"
-        )
+        raise SegaugError(f"checksum {checksum!r}: expected 'md5:<32 hex digits>' or 'sha256:<64 hex digits>'")
     return algo, digest
 
 
@@ -108,8 +106,7 @@ def _fetch(url: str, dest: Path, algo: str, expected: str, timeout: float) -> Pa
                 length = r.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 done = 0
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                          mininterval=5, leave=False) as bar:  # fmt: skip
+                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, mininterval=5, leave=False) as bar:
                     for chunk in iter(lambda: r.read(CHUNK), b""):
                         f.write(chunk)
                         h.update(chunk)
@@ -206,8 +203,7 @@ def extract_tar(
                 tar.extractall(tmp, members=selected, **kwargs)
     except tarfile.TarError as e:
         raise SegaugError(
-            f"{tar_path}: cannot extract ({e}); the archive is corrupt or truncated: "
-            "delete it and download again"
+            f"{tar_path}: cannot extract ({e}); the archive is corrupt or truncated: delete it and download again"
         ) from None
     except EOFError as e:
         raise SegaugError(f"{tar_path}: archive is truncated ({e}); delete it and download again") from None

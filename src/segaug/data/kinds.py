@@ -12,9 +12,9 @@ reads this registry.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from segaug.data import class_tables, sources
 from segaug.errors import SegaugError
@@ -53,9 +53,23 @@ def get_kind(name: str) -> DatasetKind:
         raise SegaugError(f"unknown dataset kind {name!r}; known: {', '.join(sorted(KINDS))}") from None
 
 
-register(DatasetKind("voc", "segaug.data.voc:prepare", class_tables.voc_table, sources.voc_sources,
-                     downloads=lambda d: not d.get("path")))  # fmt: skip
+register(
+    DatasetKind(
+        "voc",
+        "segaug.data.voc:prepare",
+        class_tables.voc_table,
+        sources.voc_sources,
+        downloads=lambda d: not d.get("path"),
+    )
+)
 register(DatasetKind("demo", "segaug.data.demo:prepare", class_tables.demo_table))
-register(DatasetKind("canonical", "segaug.data.verify:prepare", class_tables.canonical_table,
-                     sources.canonical_sources, in_place=True))  # fmt: skip
+register(
+    DatasetKind(
+        "canonical",
+        "segaug.data.verify:prepare",
+        class_tables.canonical_table,
+        sources.canonical_sources,
+        in_place=True,
+    )
+)
 register(DatasetKind("vaihingen", "segaug.data.vaihingen:prepare", class_tables.vaihingen_table, sources.tree_sources))

@@ -23,9 +23,9 @@ patch ids of the tiles of each split (default: the thesis split below).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- classes and the split
 
 from segaug.data.classnames import VAIHINGEN_CLASSES  # noqa: E402  (names also checked by the workflow)
+
 VAIHINGEN_COLOURS = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
 IGNORE_COLOUR = (0, 0, 0)  # pixels removed by the boundary erosion
 
@@ -90,9 +91,7 @@ def _find_file(dirs: Sequence[Path], stem: str) -> Path | None:
     return None
 
 
-def _missing_error(
-    root: Path, what: str, missing: list[int], stem: str, dirs: list[Path], hint: str
-) -> SegaugError:
+def _missing_error(root: Path, what: str, missing: list[int], stem: str, dirs: list[Path], hint: str) -> SegaugError:
     unknown = [t for t in missing if t not in ALL_TILES]
     note = f" ({unknown} not among the 33 Vaihingen areas {list(ALL_TILES)})" if unknown else ""
     return SegaugError(
@@ -129,9 +128,7 @@ def find_tiles(root: str | Path, tiles: Sequence[int], eroded: bool = False) -> 
         )
     missing = [t for t in tiles if labels[t] is None]
     if missing:
-        zip_name = "ISPRS_semantic_labeling_Vaihingen_ground_truth_" + (
-            "eroded_COMPLETE" if eroded else "COMPLETE"
-        )
+        zip_name = "ISPRS_semantic_labeling_Vaihingen_ground_truth_" + ("eroded_COMPLETE" if eroded else "COMPLETE")
         raise _missing_error(
             root,
             "eroded ground truth" if eroded else "ground truth",
@@ -157,8 +154,7 @@ def read_tif_rgb(path: str | Path, what: str = "tile") -> np.ndarray:
         with Image.open(path) as im:
             if im.mode != "RGB":
                 raise SegaugError(
-                    f"{path}: {what} must be a 3-band 8-bit TIFF, got Pillow mode {im.mode}; "
-                    "is this the right file?"
+                    f"{path}: {what} must be a 3-band 8-bit TIFF, got Pillow mode {im.mode}; is this the right file?"
                 )
             return np.asarray(im)
     except FileNotFoundError:
@@ -180,9 +176,7 @@ def _read_tif_fallback(path: Path, what: str, pil_error: Exception) -> np.ndarra
         else:
             if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
                 return np.ascontiguousarray(arr)
-            raise SegaugError(
-                f"{path}: {what} must be a 3-band 8-bit TIFF, got {arr.dtype} of shape {arr.shape}"
-            )
+            raise SegaugError(f"{path}: {what} must be a 3-band 8-bit TIFF, got {arr.dtype} of shape {arr.shape}")
     raise SegaugError(f"{path}: cannot read {what} ({pil_error}); re-extract or replace it")
 
 
@@ -194,9 +188,7 @@ def rgb_to_index(label_rgb: np.ndarray, source: str | Path = "label") -> np.ndar
     colour(s) and how many pixels have them.
     """
     if label_rgb.dtype != np.uint8 or label_rgb.ndim != 3 or label_rgb.shape[2] != 3:
-        raise SegaugError(
-            f"{source}: expected an HxWx3 uint8 colour label, got {label_rgb.dtype} {label_rgb.shape}"
-        )
+        raise SegaugError(f"{source}: expected an HxWx3 uint8 colour label, got {label_rgb.dtype} {label_rgb.shape}")
     code = _colour_code(label_rgb)
     unknown = np.uint8(254)  # never a class here (6 classes), marks pixels not yet matched
     out = np.full(code.shape, unknown, dtype=np.uint8)
@@ -341,8 +333,14 @@ def convert_vaihingen(
     splits = _check_splits(splits)
     patch_grid(1, 1, patch_size, stride)  # check size and stride before any work
     paths = find_tiles(root, [t for tiles in splits.values() for t in tiles], eroded)
-    summary = {"tiles": splits, "patch_size": patch_size, "stride": stride, "eroded": eroded,
-               "patches": {}, "class_shares": {}}  # fmt: skip
+    summary = {
+        "tiles": splits,
+        "patch_size": patch_size,
+        "stride": stride,
+        "eroded": eroded,
+        "patches": {},
+        "class_shares": {},
+    }
     with atomic_path(out_root) as out:
         (out / "images").mkdir(parents=True)
         (out / "labels").mkdir()

@@ -11,10 +11,10 @@ reported together in one :class:`SegaugError` (the first 20, then a count).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError

@@ -19,8 +19,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -132,7 +132,9 @@ def convert_voc(
             else:
                 log.warning("list %s shares no id with the converted ids: not written", name)
             written[name] = len(kept)
-        write_json(root / "source.json", {"root": str(voc_dir), "files": manifest(voc_dir, voc_source_files(voc_dir, pascal))})
+        write_json(
+            root / "source.json", {"root": str(voc_dir), "files": manifest(voc_dir, voc_source_files(voc_dir, pascal))}
+        )
     summary = {"images": len(ids), "sets": written}
     log.info("converted %s -> %s: %s", voc_year_dir, out_root, summary)
     return summary
@@ -152,9 +154,12 @@ def voc_members(names: Sequence[str], year: str | int) -> list[str]:
             continue
         i = parts.index(f"VOC{year}")
         sub = parts[i + 1 : -1]
-        if sub == ["ImageSets", "Segmentation"] and n.endswith(".txt"):
-            keep.append(n)
-        elif sub == ["SegmentationClass"] and n.endswith(".png"):
+        if (
+            sub == ["ImageSets", "Segmentation"]
+            and n.endswith(".txt")
+            or sub == ["SegmentationClass"]
+            and n.endswith(".png")
+        ):
             keep.append(n)
         elif sub == ["JPEGImages"] and n.endswith(".jpg"):
             jpegs[parts[-1][:-4]] = n
@@ -180,8 +185,9 @@ def extract_voc(tar_path: str | Path, dest_dir: str | Path, year: str | int) -> 
     return find_voc_year_dir(dest_dir, year)
 
 
-def prepare(cfg: dict, out: str | Path, *, table: dict | None = None, tar: str | Path | None = None,
-            threads: int = 1) -> dict:  # fmt: skip
+def prepare(
+    cfg: dict, out: str | Path, *, table: dict | None = None, tar: str | Path | None = None, threads: int = 1
+) -> dict:
     """The ``voc`` dataset kind: ``cfg`` is its config block (``path`` of a devkit or export on
     disk, or ``year`` with the downloaded ``tar``), ``table`` its class table."""
     from segaug.data.class_tables import VOC_VOID_COLOUR

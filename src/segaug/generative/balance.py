@@ -31,7 +31,7 @@ synthetic images per real image.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from segaug.errors import SegaugError
 
@@ -52,9 +52,7 @@ def class_index(image_classes: Mapping[str, Sequence[int]], exclude: Sequence[in
     return {c: sorted(imgs, key=lambda i: (n_classes[i], order[i])) for c, imgs in sorted(m.items())}
 
 
-def balance_plan(
-    image_classes: Mapping[str, Sequence[int]], n_balance: int, exclude: Sequence[int] = ()
-) -> list[dict]:
+def balance_plan(image_classes: Mapping[str, Sequence[int]], n_balance: int, exclude: Sequence[int] = ()) -> list[dict]:
     """Stage 3: the list of images to generate, in generation order.
 
     Each entry: ``{"class": C, "source": image id, "copy": k}``; ``copy`` counts the uses of
@@ -81,7 +79,9 @@ def generated_count(image_classes: Mapping[str, Sequence[int]], n_balance: int, 
     return sum(max(0, int(n_balance) - len(v)) for v in class_index(image_classes, exclude).values())
 
 
-def auto_n_balance(image_classes: Mapping[str, Sequence[int]], target: int | None = None, exclude: Sequence[int] = ()) -> int:
+def auto_n_balance(
+    image_classes: Mapping[str, Sequence[int]], target: int | None = None, exclude: Sequence[int] = ()
+) -> int:
     """The ``n_balance`` whose |D_gen| is closest to ``target`` (default |D_origin|); ties → smaller."""
     target = len(image_classes) if target is None else int(target)
     m = class_index(image_classes, exclude)

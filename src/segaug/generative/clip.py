@@ -18,8 +18,8 @@ of offline jobs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -88,7 +88,9 @@ class ClipScorer:
 
     def image_embeddings(self, images: list[np.ndarray]) -> torch.Tensor:
         """L2-normalised projected CLIP embeddings of uint8 HxWx3 RGB images."""
-        pixels = self.processor(images=images, return_tensors="pt", input_data_format="channels_last")["pixel_values"].to(self.device)
+        pixels = self.processor(images=images, return_tensors="pt", input_data_format="channels_last")[
+            "pixel_values"
+        ].to(self.device)
         return _unit(_pooled(self.model.get_image_features(pixel_values=pixels)))
 
     def text_embeddings(self, texts: list[str]) -> torch.Tensor:
@@ -96,9 +98,7 @@ class ClipScorer:
         tokens = self.processor(
             text=texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_tokens
         ).to(self.device)
-        features = self.model.get_text_features(
-            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-        )
+        features = self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
         return _unit(_pooled(features))
 
 
@@ -182,9 +182,12 @@ class TinyFeatures(nn.Module):
         super().__init__()
         self.num_features = dim  # read by FrechetInceptionDistance (no dummy forward needed)
         self.net = nn.Sequential(
-            nn.Conv2d(3, 16, 5, stride=4), nn.ReLU(),
-            nn.Conv2d(16, 32, 5, stride=4), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+            nn.Conv2d(3, 16, 5, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 5, stride=4),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
             nn.Linear(32 * 16, dim),
         )
         for layer in self.net:  # variance-preserving init: features of order 1, FIDs of order 1

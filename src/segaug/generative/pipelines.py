@@ -218,14 +218,10 @@ def check_config(cfg: dict) -> dict:
     cfg = dict(cfg or {})
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
-        raise SegaugError(
-            f"generator config: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(DEFAULTS)}"
-        )
+        raise SegaugError(f"generator config: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(DEFAULTS)}")
     out = {**DEFAULTS, **cfg}
     if out["pipeline"] not in PIPELINES:
-        raise SegaugError(
-            f"generator config: pipeline {out['pipeline']!r} is not one of {', '.join(PIPELINES)}"
-        )
+        raise SegaugError(f"generator config: pipeline {out['pipeline']!r} is not one of {', '.join(PIPELINES)}")
     if out["dtype"] not in DTYPES:
         raise SegaugError(f"generator config: dtype {out['dtype']!r} is not one of {', '.join(DTYPES)}")
     for key, low in (
@@ -253,9 +249,7 @@ def check_config(cfg: dict) -> dict:
     if out["base"] is None:
         out["base"] = DEFAULT_BASE[out["pipeline"]]
     if not isinstance(out["negative_prompt"], str):
-        raise SegaugError(
-            f"generator config: negative_prompt must be a string, got {out['negative_prompt']!r}"
-        )
+        raise SegaugError(f"generator config: negative_prompt must be a string, got {out['negative_prompt']!r}")
     return out
 
 
@@ -393,9 +387,7 @@ class Generator:
                 f"job {index} ({job.prompt!r}): {need} is {cond.shape}, expected the image's HxW {img.shape[:2]}"
             )
         if need == "prior" and cond.dtype != np.uint8:
-            raise SegaugError(
-                f"job {index} ({job.prompt!r}): prior must be a uint8 edge map, got {cond.dtype}"
-            )
+            raise SegaugError(f"job {index} ({job.prompt!r}): prior must be a uint8 edge map, got {cond.dtype}")
 
     def _batches(self, jobs: list[GenJob]):
         """(generation size, job indices) batches: jobs grouped by size, cut to batch_size."""
@@ -454,8 +446,7 @@ class Generator:
             return dict(
                 image=[Image.fromarray(resize_image(j.image, h, w)) for j in jobs],
                 mask_image=[
-                    Image.fromarray(resize_mask(np.asarray(j.mask), h, w).astype(np.uint8) * 255)
-                    for j in jobs
+                    Image.fromarray(resize_mask(np.asarray(j.mask), h, w).astype(np.uint8) * 255) for j in jobs
                 ],
                 strength=cfg["strength"],
             )

@@ -92,11 +92,9 @@ class PriorDetector:
             return cv2.Canny(rgb, *self.canny)
         res = self.detect_resolution
         if self.kind == "lineart":
-            out = self.net(rgb, coarse=self.coarse, detect_resolution=res, image_resolution=res,
-                           output_type="np")  # fmt: skip
+            out = self.net(rgb, coarse=self.coarse, detect_resolution=res, image_resolution=res, output_type="np")
         else:
-            out = self.net(rgb, detect_resolution=res, image_resolution=res, safe=True,
-                           output_type="np")  # fmt: skip
+            out = self.net(rgb, detect_resolution=res, image_resolution=res, safe=True, output_type="np")
         out = np.asarray(out)
         if out.ndim == 3:
             out = out[..., 0]
@@ -133,16 +131,12 @@ def label_prior(
         return detector(label_colour_map(label, class_table))
     if mode == "index_edges":
         return index_edges(label, edge_width)
-    raise SegaugError(
-        f"unknown label prior mode {mode!r}; known: {', '.join(LABEL_PRIOR_MODES)}"
-    )
+    raise SegaugError(f"unknown label prior mode {mode!r}; known: {', '.join(LABEL_PRIOR_MODES)}")
 
 
 def blend(v_image: np.ndarray, v_label: np.ndarray, w1: float = 0.7, w2: float = 0.9) -> np.ndarray:
     """Visual Prior Blending, Eq. 4: ``clip(w1 * V_I + w2 * V_S, 0, 255)`` as uint8."""
     if v_image.shape != v_label.shape:
-        raise SegaugError(
-            f"image prior {v_image.shape} and label prior {v_label.shape} differ in size"
-        )
+        raise SegaugError(f"image prior {v_image.shape} and label prior {v_label.shape} differ in size")
     v = w1 * v_image.astype(np.float32) + w2 * v_label.astype(np.float32)
     return np.clip(np.rint(v), 0, 255).astype(np.uint8)

@@ -14,7 +14,7 @@ background and ignore are never named.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from segaug.errors import SegaugError
 

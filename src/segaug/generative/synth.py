@@ -26,8 +26,8 @@ import json
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -75,7 +75,9 @@ def shard_entries(entries: Sequence[Mapping], shard: int, shard_size: int) -> li
     return list(entries[shard * shard_size : (shard + 1) * shard_size])
 
 
-def prompt_names(classes: Sequence[int], table: ClassTable, exclude: Sequence[str], aliases: Mapping[str, str]) -> list[str]:
+def prompt_names(
+    classes: Sequence[int], table: ClassTable, exclude: Sequence[str], aliases: Mapping[str, str]
+) -> list[str]:
     """Prompt words of an image's classes: index order, ``exclude`` dropped, aliases applied."""
     names = [table.names[c] for c in sorted(set(int(c) for c in classes)) if c < table.num_classes]
     return [aliases.get(n, n) for n in names if n not in exclude]
@@ -149,10 +151,15 @@ def generate_shard(
                 lab = np.asarray(load_pair_label(dataset_root, src))
                 mask = ~np.isin(lab, [*excl_idx, IGNORE_INDEX])
             jobs = [
-                GenJob(image=image, prompt=prompt, prior=prior, mask=mask,
-                       seed=derive_seed(seed, src if j == 0 else f"{src}#{j}", int(e["copy"])))
+                GenJob(
+                    image=image,
+                    prompt=prompt,
+                    prior=prior,
+                    mask=mask,
+                    seed=derive_seed(seed, src if j == 0 else f"{src}#{j}", int(e["copy"])),
+                )
                 for j in range(k)
-            ]  # fmt: skip
+            ]
             results = generator.generate(jobs)
             scores = None
             best = 0
@@ -167,14 +174,22 @@ def generate_shard(
             if prior is not None:
                 write_image(tmp / "priors" / f"{oid}.png", prior)
             regenerated += sum(res.attempts > 1 for res in results)
-            manifest.append({
-                "output_id": oid, "source_id": src, "copy": int(e["copy"]),
-                "balanced_class": table.names[e["class"]] if e["class"] >= 0 else None,
-                "prompt": prompt, "seed": int(r.seed), "attempts": int(r.attempts),
-                "rejected": list(r.rejected), "candidates": k, "chosen": int(best),
-                "candidate_scores": None if scores is None else [round(float(s), 4) for s in scores],
-                "candidate_rejected": [list(res.rejected) for res in results] if k > 1 else None,
-            })  # fmt: skip
+            manifest.append(
+                {
+                    "output_id": oid,
+                    "source_id": src,
+                    "copy": int(e["copy"]),
+                    "balanced_class": table.names[e["class"]] if e["class"] >= 0 else None,
+                    "prompt": prompt,
+                    "seed": int(r.seed),
+                    "attempts": int(r.attempts),
+                    "rejected": list(r.rejected),
+                    "candidates": k,
+                    "chosen": int(best),
+                    "candidate_scores": None if scores is None else [round(float(s), 4) for s in scores],
+                    "candidate_rejected": [list(res.rejected) for res in results] if k > 1 else None,
+                }
+            )
         write_text(tmp / "manifest.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n" for m in manifest))
         summary = {"images": len(manifest), "regenerated": regenerated, "seed": int(seed), "variant": v}
         write_json(tmp / "summary.json", summary)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -161,15 +161,20 @@ def blip2_config(vocab_size: int, image_token_index: int):
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
     vision = Blip2VisionConfig(**small, intermediate_size=64, image_size=BLIP2_IMAGE_SIZE, patch_size=6)
     qformer = Blip2QFormerConfig(
-        **small, vocab_size=vocab_size, intermediate_size=64, max_position_embeddings=64,
+        **small,
+        vocab_size=vocab_size,
+        intermediate_size=64,
+        max_position_embeddings=64,
         cross_attention_frequency=1,
     )
-    text = OPTConfig(
-        **small, vocab_size=vocab_size, ffn_dim=64, max_position_embeddings=128, word_embed_proj_dim=32
-    )
+    text = OPTConfig(**small, vocab_size=vocab_size, ffn_dim=64, max_position_embeddings=128, word_embed_proj_dim=32)
     return Blip2Config(
-        vision_config=vision, qformer_config=qformer, text_config=text,
-        num_query_tokens=BLIP2_QUERY_TOKENS, image_text_hidden_size=32, image_token_index=image_token_index,
+        vision_config=vision,
+        qformer_config=qformer,
+        text_config=text,
+        num_query_tokens=BLIP2_QUERY_TOKENS,
+        image_text_hidden_size=32,
+        image_token_index=image_token_index,
     )
 
 
@@ -220,8 +225,12 @@ def clip_config():
     vocab = clip_vocab()
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
     text = CLIPTextConfig(
-        **small, vocab_size=CLIP_VOCAB_SIZE, max_position_embeddings=77,
-        bos_token_id=vocab[BOS_CLIP], eos_token_id=vocab[EOS_CLIP], pad_token_id=vocab[EOS_CLIP],
+        **small,
+        vocab_size=CLIP_VOCAB_SIZE,
+        max_position_embeddings=77,
+        bos_token_id=vocab[BOS_CLIP],
+        eos_token_id=vocab[EOS_CLIP],
+        pad_token_id=vocab[EOS_CLIP],
     )
     vision = CLIPVisionConfig(**small, image_size=CLIP_IMAGE_SIZE, patch_size=8)
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)

@@ -39,8 +39,8 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -19,7 +19,8 @@ modules import torch and transformers; they load only when a source is built.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from segaug.errors import SegaugError
 from segaug.openvocab.surfaces import (

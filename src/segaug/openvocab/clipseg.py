@@ -22,7 +22,7 @@ or a local directory, e.g. the tiny random-weight one of
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -45,9 +45,7 @@ def check_templates(templates: Sequence[str], key: str = "prompt_templates") -> 
     templates = tuple(templates)
     bad = [t for t in templates if not isinstance(t, str) or t.count("{}") != 1]
     if not templates or bad:
-        raise SegaugError(
-            f"{key}: give templates with exactly one '{{}}' for the surface name, got {list(templates)}"
-        )
+        raise SegaugError(f"{key}: give templates with exactly one '{{}}' for the surface name, got {list(templates)}")
     return templates
 
 
@@ -88,8 +86,9 @@ class ClipSegSurfaces:
         self.processor = CLIPSegProcessor.from_pretrained(ref)
         self.model = CLIPSegForImageSegmentation.from_pretrained(ref).to(self.device).eval()
         self.max_tokens = self.model.config.text_config.max_position_embeddings
-        log.info("CLIPSeg %s on %s (threshold %.2f, %d templates)", model, self.device, self.threshold,
-                 len(self.templates))  # fmt: skip
+        log.info(
+            "CLIPSeg %s on %s (threshold %.2f, %d templates)", model, self.device, self.threshold, len(self.templates)
+        )
 
     @torch.no_grad()
     def probabilities(self, image: np.ndarray, surfaces: Sequence[str]) -> np.ndarray:
@@ -100,9 +99,9 @@ class ClipSegSurfaces:
         if not surfaces:
             return np.zeros((0, h, w), np.float32)
         prompts = expand_prompts(surfaces, self.templates)
-        pixels = self.processor.image_processor(
-            images=image, input_data_format="channels_last", return_tensors="pt"
-        )["pixel_values"]
+        pixels = self.processor.image_processor(images=image, input_data_format="channels_last", return_tensors="pt")[
+            "pixel_values"
+        ]
         tokens = self.processor.tokenizer(
             prompts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )

@@ -61,7 +61,7 @@ or local directories: :func:`segaug.openvocab.tiny.build_tiny_sam` and
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -162,9 +162,7 @@ class Sam2MaskGenerator:
         ref = hub.resolve(model, "SAM 2 model")
         model_type = AutoConfig.from_pretrained(ref).model_type
         if model_type != "sam2":
-            raise SegaugError(
-                f"SAM 2 model {model!r}: expected a SAM 2 checkpoint (model_type sam2), got {model_type}"
-            )
+            raise SegaugError(f"SAM 2 model {model!r}: expected a SAM 2 checkpoint (model_type sam2), got {model_type}")
         self.device = resolve_device(device)
         self.processor = Sam2Processor.from_pretrained(ref)
         self.model = Sam2Model.from_pretrained(ref).to(self.device).eval()
@@ -196,9 +194,11 @@ class Sam2MaskGenerator:
         ``input / W``, y by ``input / H``), the resize it applies to the image.
         """
         enc = self.processor(
-            original_sizes=[list(size)], input_points=[[[[float(x), float(y)]] for x, y in points]],
-            input_labels=[[[1] for _ in points]], return_tensors="pt",
-        )  # fmt: skip
+            original_sizes=[list(size)],
+            input_points=[[[[float(x), float(y)]] for x, y in points]],
+            input_labels=[[[1] for _ in points]],
+            return_tensors="pt",
+        )
         return {k: enc[k].to(self.device) for k in ("input_points", "input_labels")}
 
     def _decode(self, embeddings, points: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -329,9 +329,7 @@ class SamClipSurfaces:
         self.templates = check_templates(prompt_templates)
         self.background_prompts = tuple(background_prompts)
         if not self.background_prompts or not all(isinstance(p, str) and p for p in self.background_prompts):
-            raise SegaugError(
-                f"background_prompts: give at least one non-empty prompt, got {list(background_prompts)}"
-            )
+            raise SegaugError(f"background_prompts: give at least one non-empty prompt, got {list(background_prompts)}")
         self.alpha, self.min_score = float(alpha), float(min_score)
         self.generator = Sam2MaskGenerator(
             sam_model, device, points_per_side, pred_iou_thresh, stability_thresh, nms_thresh, points_per_batch

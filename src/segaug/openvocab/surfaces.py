@@ -31,9 +31,10 @@ has a complete sidecar beside it (the workflow declares the PNGs as its outputs)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -76,9 +77,7 @@ class SurfaceMap:
             raise ValueError(f"surface map index must be a 2-D uint8 array, got {index.dtype} {index.shape}")
         bad = sorted(int(v) for v in np.unique(index) if v >= len(self.names) and v != NO_SURFACE)
         if bad:
-            raise SegaugError(
-                f"surface map: index values {bad} name no surface (surfaces: {self.names}, 255 = none)"
-            )
+            raise SegaugError(f"surface map: index values {bad} name no surface (surfaces: {self.names}, 255 = none)")
         self.index = index
 
     @property
@@ -87,7 +86,7 @@ class SurfaceMap:
         return tuple(self.index.shape)  # type: ignore[return-value]
 
     @classmethod
-    def empty(cls, names: Sequence[str], shape: tuple[int, int]) -> "SurfaceMap":
+    def empty(cls, names: Sequence[str], shape: tuple[int, int]) -> SurfaceMap:
         """A map of ``shape`` where no pixel is on any surface."""
         return cls(list(names), np.full(shape, NO_SURFACE, np.uint8))
 
@@ -115,7 +114,7 @@ class SurfaceMap:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SurfaceMap":
+    def load(cls, path: str | Path) -> SurfaceMap:
         """Read a map written by :meth:`save`; a missing or corrupt file is a clear error."""
         path, meta_path = Path(path), sidecar(Path(path))
         if not path.exists():

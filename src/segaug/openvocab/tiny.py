@@ -49,14 +49,23 @@ def clipseg_config():
     vocab = clip_vocab()
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
     text = CLIPSegTextConfig(
-        **small, vocab_size=CLIP_VOCAB_SIZE, max_position_embeddings=77,
-        bos_token_id=vocab[BOS_CLIP], eos_token_id=vocab[EOS_CLIP], pad_token_id=vocab[EOS_CLIP],
-    )  # fmt: skip
+        **small,
+        vocab_size=CLIP_VOCAB_SIZE,
+        max_position_embeddings=77,
+        bos_token_id=vocab[BOS_CLIP],
+        eos_token_id=vocab[EOS_CLIP],
+        pad_token_id=vocab[EOS_CLIP],
+    )
     vision = CLIPSegVisionConfig(**small, image_size=CLIPSEG_IMAGE_SIZE, patch_size=8)
     return CLIPSegConfig(
-        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=32,
-        extract_layers=[0, 1], reduce_dim=16, decoder_num_attention_heads=2, decoder_intermediate_size=32,
-    )  # fmt: skip
+        text_config=text.to_dict(),
+        vision_config=vision.to_dict(),
+        projection_dim=32,
+        extract_layers=[0, 1],
+        reduce_dim=16,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=32,
+    )
 
 
 def clipseg_processor():
@@ -64,9 +73,7 @@ def clipseg_processor():
     from transformers import CLIPSegProcessor, ViTImageProcessor
 
     size = {"height": CLIPSEG_IMAGE_SIZE, "width": CLIPSEG_IMAGE_SIZE}
-    image_processor = ViTImageProcessor(
-        size=size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
-    )
+    image_processor = ViTImageProcessor(size=size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
     return CLIPSegProcessor(image_processor=image_processor, tokenizer=make_clip_tokenizer())
 
 
@@ -106,23 +113,33 @@ def sam_config():
 
     s = SAM_IMAGE_SIZE
     backbone = Sam2HieraDetConfig(
-        hidden_size=12, image_size=[s, s], blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[12, 24, 48, 96],
-        num_attention_heads_per_stage=[1, 1, 2, 2], window_size_per_stage=[8, 4, 4, 2], global_attention_blocks=[3],
-        window_positional_embedding_background_size=[4, 4], initializer_range=SAM_INIT_RANGE,
-    )  # fmt: skip
-    vision = Sam2VisionConfig(
-        backbone_config=backbone, backbone_channel_list=[96, 48, 24, 12],
-        backbone_feature_sizes=[[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]], fpn_hidden_size=32,
+        hidden_size=12,
+        image_size=[s, s],
+        blocks_per_stage=[1, 1, 2, 1],
+        embed_dim_per_stage=[12, 24, 48, 96],
+        num_attention_heads_per_stage=[1, 1, 2, 2],
+        window_size_per_stage=[8, 4, 4, 2],
+        global_attention_blocks=[3],
+        window_positional_embedding_background_size=[4, 4],
         initializer_range=SAM_INIT_RANGE,
-    )  # fmt: skip
+    )
+    vision = Sam2VisionConfig(
+        backbone_config=backbone,
+        backbone_channel_list=[96, 48, 24, 12],
+        backbone_feature_sizes=[[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
+        fpn_hidden_size=32,
+        initializer_range=SAM_INIT_RANGE,
+    )
     prompt = Sam2PromptEncoderConfig(hidden_size=32, image_size=s, patch_size=16, mask_input_channels=8)
     decoder = Sam2MaskDecoderConfig(
         hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=4, iou_head_hidden_dim=32
     )
     return Sam2Config(
-        vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder,
+        vision_config=vision,
+        prompt_encoder_config=prompt,
+        mask_decoder_config=decoder,
         initializer_range=SAM_INIT_RANGE,
-    )  # fmt: skip
+    )
 
 
 def sam_processor():

@@ -25,7 +25,17 @@ from segaug.paste.placement import (
 )
 
 __all__ = [
-    "BLENDS", "PLACERS", "BalancedObjectSampler", "Candidate", "Placement", "Placer",
-    "RandomPlacer", "feather_alpha", "make_placer", "paste_dataset", "paste_image",
-    "paste_object", "transform_object",
-]  # fmt: skip
+    "BLENDS",
+    "PLACERS",
+    "BalancedObjectSampler",
+    "Candidate",
+    "Placement",
+    "Placer",
+    "RandomPlacer",
+    "feather_alpha",
+    "make_placer",
+    "paste_dataset",
+    "paste_image",
+    "paste_object",
+    "transform_object",
+]

@@ -133,9 +133,13 @@ def _patch(image: np.ndarray, x0: int, y0: int, pw: int, ph: int) -> np.ndarray:
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + pw, W), min(y0 + ph, H)
     sub = image[cy0:cy1, cx0:cx1]
     return cv2.copyMakeBorder(
-        np.ascontiguousarray(sub), cy0 - y0, y0 + ph - cy1, cx0 - x0, x0 + pw - cx1,
+        np.ascontiguousarray(sub),
+        cy0 - y0,
+        y0 + ph - cy1,
+        cx0 - x0,
+        x0 + pw - cx1,
         cv2.BORDER_REPLICATE,
-    )  # fmt: skip
+    )
 
 
 def _blend_poisson(image, rgba, x, y):
@@ -183,9 +187,7 @@ def blend_object_mode(
     if mode not in BLEND_MODES:
         raise ValueError(f"unknown blend mode {mode!r}; known: {', '.join(BLEND_MODES)}")
     if image.ndim != 3 or image.shape[2] != 3 or rgba.ndim != 3 or rgba.shape[2] != 4:
-        raise ValueError(
-            f"need an H x W x 3 image and an h x w x 4 object, got {image.shape}, {rgba.shape}"
-        )
+        raise ValueError(f"need an H x W x 3 image and an h x w x 4 object, got {image.shape}, {rgba.shape}")
     x, y = int(x), int(y)
     if mode == "poisson":
         try:
@@ -194,9 +196,13 @@ def blend_object_mode(
         except cv2.error as e:
             reason = " ".join(str(e).split())[:200]
             log.warning(
-                "poisson blend of a %dx%d object at (%d, %d) refused by OpenCV (%s); "
-                "feathering it instead", rgba.shape[1], rgba.shape[0], x, y, reason,
-            )  # fmt: skip
+                "poisson blend of a %dx%d object at (%d, %d) refused by OpenCV (%s); feathering it instead",
+                rgba.shape[1],
+                rgba.shape[0],
+                x,
+                y,
+                reason,
+            )
             mode = "feather"
     weight = None if mode == "hard" else gaussian_feather(object_mask(rgba), feather_px)
     out, mask = _blend_weighted(image, rgba, x, y, weight)
@@ -227,9 +233,7 @@ def blend_object(
 # ---------------------------------------------------------------- masks for labels
 
 
-def clean_mask(
-    mask: np.ndarray, min_area: int, open_px: int, fill_holes: bool = True
-) -> np.ndarray:
+def clean_mask(mask: np.ndarray, min_area: int, open_px: int, fill_holes: bool = True) -> np.ndarray:
     """Tidy a pasted mask before it becomes label pixels (bool in, bool out, same shape).
 
     1. morphological opening with a disk of radius ``open_px`` (0: none) -- removes

@@ -31,8 +31,8 @@ which the manifest records, with how each VLM answer was read (``vlm_answer``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -55,15 +55,19 @@ class SurfaceRule:
     surface_fraction: float = 0.3
 
     @classmethod
-    def from_config(cls, class_name: str, cfg: Mapping) -> "SurfaceRule":
+    def from_config(cls, class_name: str, cfg: Mapping) -> SurfaceRule:
         key = f"context.rules.{class_name}"
         unknown = sorted(set(cfg) - {"surfaces", "min_share", "size", "surface_fraction"})
         if unknown:
             raise SegaugError(f"{key}: unknown key(s) {unknown}; known: surfaces, min_share, size, surface_fraction")
         if not cfg.get("surfaces"):
             raise SegaugError(f"{key}.surfaces: give at least one surface the class may stand on")
-        rule = cls(tuple(cfg["surfaces"]), float(cfg.get("min_share", 0.6)), str(cfg.get("size", "pool")),
-                   float(cfg.get("surface_fraction", 0.3)))  # fmt: skip
+        rule = cls(
+            tuple(cfg["surfaces"]),
+            float(cfg.get("min_share", 0.6)),
+            str(cfg.get("size", "pool")),
+            float(cfg.get("surface_fraction", 0.3)),
+        )
         if not 0 < rule.min_share <= 1:
             raise SegaugError(f"{key}.min_share must be in (0, 1], got {rule.min_share}")
         if rule.size not in SIZE_MODES:
@@ -120,8 +124,12 @@ class SurfaceContext:
     label, or a cached open-vocabulary prediction).
     """
 
-    def __init__(self, rules: Mapping[str, SurfaceRule], class_names: Sequence[str],
-                 surfaces_for: Callable[[str, np.ndarray, np.ndarray], tuple[Sequence[str], np.ndarray]]):  # fmt: skip
+    def __init__(
+        self,
+        rules: Mapping[str, SurfaceRule],
+        class_names: Sequence[str],
+        surfaces_for: Callable[[str, np.ndarray, np.ndarray], tuple[Sequence[str], np.ndarray]],
+    ):
         unknown = sorted(set(rules) - set(class_names))
         if unknown:
             raise SegaugError(f"context.rules: unknown class(es) {unknown}; known: {', '.join(class_names)}")
@@ -186,7 +194,9 @@ class ContextPlacer:
     def set_image(self, image_id, image, label):
         self.context.set_image(image_id, image, label)
 
-    def try_point(self, obj: Candidate, rule: SurfaceRule, allowed: np.ndarray, cx: int, cy: int) -> tuple[Placement | None, float]:
+    def try_point(
+        self, obj: Candidate, rule: SurfaceRule, allowed: np.ndarray, cx: int, cy: int
+    ) -> tuple[Placement | None, float]:
         """The placement centred at (cx, cy) if it passes the rule, and its footprint share."""
         H, W = allowed.shape
         cand = fit_inside(self.context.sized(obj, rule, allowed, cx, cy), H, W, self.min_scale)
@@ -230,9 +240,16 @@ class VLMPlacer:
 
     name = "vlm"
 
-    def __init__(self, context: SurfaceContext, client, legend: Mapping[str, tuple[int, int, int]],
-                 colorize: Callable[[np.ndarray], np.ndarray], fallback: ContextPlacer | None = None,
-                 min_vlm_share: float = 0.0, allow_all_fallback: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        context: SurfaceContext,
+        client,
+        legend: Mapping[str, tuple[int, int, int]],
+        colorize: Callable[[np.ndarray], np.ndarray],
+        fallback: ContextPlacer | None = None,
+        min_vlm_share: float = 0.0,
+        allow_all_fallback: bool = True,
+    ):
         self.context = context
         self.client = client
         self.legend = dict(legend)
@@ -240,8 +257,15 @@ class VLMPlacer:
         self.fallback = fallback or ContextPlacer(context)
         self.min_vlm_share = float(min_vlm_share)
         self.allow_all_fallback = bool(allow_all_fallback)
-        self.stats = {"vlm_accepted": 0, "fallback": 0, "fallback_reasons": {}, "requests": 0,
-                      "cache_hits": 0, "dropped_outside": 0, "answer_conventions": {}}  # fmt: skip
+        self.stats = {
+            "vlm_accepted": 0,
+            "fallback": 0,
+            "fallback_reasons": {},
+            "requests": 0,
+            "cache_hits": 0,
+            "dropped_outside": 0,
+            "answer_conventions": {},
+        }
 
     def set_image(self, image_id, image, label):
         self.context.set_image(image_id, image, label)
@@ -257,8 +281,14 @@ class VLMPlacer:
     def place(self, rng, image, label, obj):
         rule = self.context.rule(obj)
         allowed = self.context.allowed(rule)
-        prop = self.client.propose(image, self.colorize(label), self.legend, obj.class_name,
-                                   (obj.width, obj.height), surfaces=list(rule.surfaces))  # fmt: skip
+        prop = self.client.propose(
+            image,
+            self.colorize(label),
+            self.legend,
+            obj.class_name,
+            (obj.width, obj.height),
+            surfaces=list(rule.surfaces),
+        )
         self.stats["requests"] += prop.requests
         self.stats["cache_hits"] += int(prop.cached)
         self.stats["dropped_outside"] += prop.dropped_outside

@@ -20,9 +20,9 @@ open-vocabulary maps cached in ``surfaces_dir`` for the others
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from segaug.data.canonical import ClassTable
 from segaug.errors import SegaugError
@@ -30,9 +30,26 @@ from segaug.paste.context import ContextPlacer, SurfaceContext, VLMPlacer, parse
 from segaug.paste.options import PasteOptions, SigtorOptions
 from segaug.paste.placement import make_placer
 
-VLM_KEYS = ("provider", "model", "base_url", "api_key_env", "timeout_s", "max_retries", "budget",
-            "n_points", "cache_dir", "max_new_tokens", "max_tokens", "structured", "answer_format",
-            "coordinates", "min_pixels", "max_pixels", "min_vlm_share", "allow_all_fallback")  # fmt: skip
+VLM_KEYS = (
+    "provider",
+    "model",
+    "base_url",
+    "api_key_env",
+    "timeout_s",
+    "max_retries",
+    "budget",
+    "n_points",
+    "cache_dir",
+    "max_new_tokens",
+    "max_tokens",
+    "structured",
+    "answer_format",
+    "coordinates",
+    "min_pixels",
+    "max_pixels",
+    "min_vlm_share",
+    "allow_all_fallback",
+)
 MIN_VLM_SHARE = 0.2  # default of vlm.min_vlm_share
 
 
@@ -71,26 +88,40 @@ def vlm_client(vlm_cfg: Mapping):
         )
     if cfg.get("provider") == "openai":
         provider = OpenAICompatibleProvider(
-            cfg.get("base_url", "https://api.openai.com/v1"), cfg["model"],
-            api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"), timeout_s=cfg.get("timeout_s", 60),
-            max_retries=cfg.get("max_retries", 4), max_tokens=cfg.get("max_tokens", 256),
+            cfg.get("base_url", "https://api.openai.com/v1"),
+            cfg["model"],
+            api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"),
+            timeout_s=cfg.get("timeout_s", 60),
+            max_retries=cfg.get("max_retries", 4),
+            max_tokens=cfg.get("max_tokens", 256),
             structured=answer_format in ("auto", "segaug") if structured is None else bool(structured),
-            min_pixels=cfg.get("min_pixels"), max_pixels=cfg.get("max_pixels"),
-        )  # fmt: skip
+            min_pixels=cfg.get("min_pixels"),
+            max_pixels=cfg.get("max_pixels"),
+        )
     elif cfg.get("provider") == "local":
         from segaug.vlm.providers import LocalQwenProvider
 
         if structured:
             raise SegaugError("vlm.structured: the local provider has no structured outputs; remove the key")
-        provider = LocalQwenProvider(cfg["model"], device="auto",
-                                     max_new_tokens=cfg.get("max_new_tokens", cfg.get("max_tokens", 128)),
-                                     min_pixels=cfg.get("min_pixels"), max_pixels=cfg.get("max_pixels"))  # fmt: skip
+        provider = LocalQwenProvider(
+            cfg["model"],
+            device="auto",
+            max_new_tokens=cfg.get("max_new_tokens", cfg.get("max_tokens", 128)),
+            min_pixels=cfg.get("min_pixels"),
+            max_pixels=cfg.get("max_pixels"),
+        )
     else:
         raise SegaugError(f"vlm.provider: {cfg.get('provider')!r}; use openai (any compatible endpoint) or local")
     cache = ResponseCache(Path(cfg.get("cache_dir", "resources/vlm_cache")))
     budget = RequestBudget(int(cfg["budget"])) if cfg.get("budget") is not None else None
-    return VLMPlacementClient(provider, cache=cache, budget=budget, n_points=int(cfg.get("n_points", 5)),
-                              answer_format=answer_format, coordinates=cfg.get("coordinates"))  # fmt: skip
+    return VLMPlacementClient(
+        provider,
+        cache=cache,
+        budget=budget,
+        n_points=int(cfg.get("n_points", 5)),
+        answer_format=answer_format,
+        coordinates=cfg.get("coordinates"),
+    )
 
 
 def build_placer(
@@ -113,9 +144,15 @@ def build_placer(
         return rule_based
     legend = {name: tuple(int(v) for v in table.palette[k]) for k, name in enumerate(table.names)}
     vlm_cfg = dict(vlm_cfg or {})
-    return VLMPlacer(ctx, vlm_client(vlm_cfg), legend, table.colorize, fallback=rule_based,
-                     min_vlm_share=float(vlm_cfg.get("min_vlm_share", MIN_VLM_SHARE)),
-                     allow_all_fallback=bool(vlm_cfg.get("allow_all_fallback", False)))  # fmt: skip
+    return VLMPlacer(
+        ctx,
+        vlm_client(vlm_cfg),
+        legend,
+        table.colorize,
+        fallback=rule_based,
+        min_vlm_share=float(vlm_cfg.get("min_vlm_share", MIN_VLM_SHARE)),
+        allow_all_fallback=bool(vlm_cfg.get("allow_all_fallback", False)),
+    )
 
 
 # ---------------------------------------------------------------- the registry
@@ -172,11 +209,22 @@ def paste_with_placer(job: PasteJob, placer) -> dict:
 
     o = job.options
     return paste_dataset(
-        job.dataset_root, job.ids, job.pool, placer, job.seed, job.out, copies_per_image=o.copies,
-        objects_per_image=o.objects_per_image, scale_range=o.scale_range, flip_prob=o.flip_prob,
-        blend=o.blend, feather_px=o.feather_px, class_table=job.table, output=job.output(),
+        job.dataset_root,
+        job.ids,
+        job.pool,
+        placer,
+        job.seed,
+        job.out,
+        copies_per_image=o.copies,
+        objects_per_image=o.objects_per_image,
+        scale_range=o.scale_range,
+        flip_prob=o.flip_prob,
+        blend=o.blend,
+        feather_px=o.feather_px,
+        class_table=job.table,
+        output=job.output(),
         workers=job.workers,
-    )  # fmt: skip
+    )
 
 
 def _placer(name: str) -> Callable[[PasteJob], dict]:
@@ -193,11 +241,24 @@ def paste_sigtor(job: PasteJob) -> dict:
 
     o = job.options
     return sigtor_dataset(
-        job.dataset_root, job.ids, job.pool, job.seed, job.out, objects_per_image=o.objects_per_image,
-        blend=o.blend, copies_per_image=o.copies, feather_px=o.feather_px, flip_prob=o.flip_prob,
-        scale_range=o.scale_range, jitter=o.jitter, blur_prob=o.blur_prob, min_area=o.min_area,
-        class_table=job.table, output=job.output(), workers=job.workers,
-    )  # fmt: skip
+        job.dataset_root,
+        job.ids,
+        job.pool,
+        job.seed,
+        job.out,
+        objects_per_image=o.objects_per_image,
+        blend=o.blend,
+        copies_per_image=o.copies,
+        feather_px=o.feather_px,
+        flip_prob=o.flip_prob,
+        scale_range=o.scale_range,
+        jitter=o.jitter,
+        blur_prob=o.blur_prob,
+        min_area=o.min_area,
+        class_table=job.table,
+        output=job.output(),
+        workers=job.workers,
+    )
 
 
 register_method(PasteMethod("random", _placer("random")))

@@ -7,8 +7,8 @@ checked once: an unknown key or a bad value is one SegaugError naming ``paste.<m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Mapping
 
 from segaug.errors import SegaugError
 
@@ -32,7 +32,7 @@ class PasteOptions:
     compress_level: int = 1  # PNG zlib level of images and labels (0-9)
 
     @classmethod
-    def from_config(cls, block: Mapping | None, where: str = "paste") -> "PasteOptions":
+    def from_config(cls, block: Mapping | None, where: str = "paste") -> PasteOptions:
         """Options from a config block; keys left out take the defaults above."""
         block = dict(block or {})
         known = {f.name for f in fields(cls)}

@@ -25,9 +25,9 @@ per worker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -48,9 +48,7 @@ class OutputOptions:
 
     def __post_init__(self):
         if self.image_format not in IMAGE_FORMATS:
-            raise SegaugError(
-                f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}"
-            )
+            raise SegaugError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
         if isinstance(self.compress_level, bool) or self.compress_level not in range(10):
             raise SegaugError(f"compress_level must be an integer 0-9, got {self.compress_level!r}")
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -52,9 +52,7 @@ class BalancedObjectSampler:
 
     def __init__(self, pool_objects: Sequence[PoolObject]):
         if not pool_objects:
-            raise SegaugError(
-                "the object pool is empty; rebuild it (lower min_area or pick classes)"
-            )
+            raise SegaugError("the object pool is empty; rebuild it (lower min_area or pick classes)")
         self.by_class: dict[int, list[PoolObject]] = {}
         for o in pool_objects:
             self.by_class.setdefault(o.class_index, []).append(o)
@@ -66,15 +64,11 @@ class BalancedObjectSampler:
         return objs[int(rng.integers(len(objs)))]
 
 
-def check_options(
-    copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
-):
+def check_options(copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed):
     """The options every paste method shares; each bad one is a SegaugError naming it."""
     lo, hi = objects_per_image
     if not 0 <= lo <= hi:
-        raise SegaugError(
-            f"objects_per_image must be (min, max) with 0 <= min <= max, got {objects_per_image}"
-        )
+        raise SegaugError(f"objects_per_image must be (min, max) with 0 <= min <= max, got {objects_per_image}")
     slo, shi = scale_range
     if not 0 < slo <= shi:
         raise SegaugError(f"scale_range must be (min, max) with 0 < min <= max, got {scale_range}")
@@ -190,9 +184,7 @@ def paste_image(
                 f"placer {placer.name!r} returned size {pl.width}x{pl.height} but the object "
                 f"at scale {pl.scale} is {rgba.shape[1]}x{rgba.shape[0]}"
             )
-        image, label, mask = paste_object(
-            image, label, rgba, pl.class_index, pl.x, pl.y, blend, feather_px
-        )
+        image, label, mask = paste_object(image, label, rgba, pl.class_index, pl.x, pl.y, blend, feather_px)
         pasted |= mask
         done.append((pl, obj, int(mask.sum())))
     return image, label, pasted, done, skipped
@@ -228,25 +220,49 @@ def _paste_source(job: _PasteJob, i: int) -> list:
     for c in range(job.copies):
         rng = np.random.default_rng([job.seed, i, c])
         image, label, union, done, sk = paste_image(
-            rng, image0, label0, job.sampler, placer, job.objects_per_image, job.scale_range,
-            job.flip_prob, job.blend, job.feather_px,
-        )  # fmt: skip
+            rng,
+            image0,
+            label0,
+            job.sampler,
+            placer,
+            job.objects_per_image,
+            job.scale_range,
+            job.flip_prob,
+            job.blend,
+            job.feather_px,
+        )
         out_id = f"{s.id}_p{c}"
         level = job.output.compress_level
         write_into_staging(job.tmp / "images" / f"{out_id}{suffix}", image, level)
         write_into_staging(job.tmp / "labels" / f"{out_id}.png", label, level)
         lines = []
         for k, (pl, obj, px) in enumerate(done):
-            lines.append(json.dumps({
-                "target_id": s.id, "output_id": out_id, "copy": c, "order": k,
-                "crop": obj.crop, "source_id": obj.source_id,
-                "class_index": pl.class_index, "class_name": obj.class_name,
-                "x": pl.x, "y": pl.y, "width": pl.width, "height": pl.height,
-                "scale": round(pl.scale, 6), "flip": pl.flip, "blend": job.blend,
-                "feather_px": job.feather_px if job.blend == "feather" else 0,
-                "reason": pl.reason, "pixels": px,
-                **({"vlm_answer": pl.vlm_answer} if pl.vlm_answer else {}),
-            }, sort_keys=True))  # fmt: skip
+            lines.append(
+                json.dumps(
+                    {
+                        "target_id": s.id,
+                        "output_id": out_id,
+                        "copy": c,
+                        "order": k,
+                        "crop": obj.crop,
+                        "source_id": obj.source_id,
+                        "class_index": pl.class_index,
+                        "class_name": obj.class_name,
+                        "x": pl.x,
+                        "y": pl.y,
+                        "width": pl.width,
+                        "height": pl.height,
+                        "scale": round(pl.scale, 6),
+                        "flip": pl.flip,
+                        "blend": job.blend,
+                        "feather_px": job.feather_px if job.blend == "feather" else 0,
+                        "reason": pl.reason,
+                        "pixels": px,
+                        **({"vlm_answer": pl.vlm_answer} if pl.vlm_answer else {}),
+                    },
+                    sort_keys=True,
+                )
+            )
         pixels = np.bincount(label[union], minlength=256)
         out.append((out_id, lines, sk, len(done), pixels, [pl.class_index for pl, _, _ in done]))
     return out
@@ -281,9 +297,7 @@ def paste_dataset(
     paste in the same image may cover some), and vlm_answer for VLM-placed objects (how the
     answer was read: format, shape, coordinates). Returns the summary.json dict.
     """
-    check_options(
-        copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed
-    )
+    check_options(copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed)
     output = output or OutputOptions()
     dataset_root, out_dir = Path(dataset_root), Path(out_dir)
     if class_table is None:
@@ -294,9 +308,13 @@ def paste_dataset(
     pairs = samples(dataset_root, ids)
     log.info(
         "pasting %s into %d images x %d copies (method %s, seed %d, pool classes: %s)",
-        f"{objects_per_image[0]}-{objects_per_image[1]} objects", len(pairs), copies_per_image,
-        placer.name, seed, ", ".join(class_table.names[c] for c in sampler.classes),
-    )  # fmt: skip
+        f"{objects_per_image[0]}-{objects_per_image[1]} objects",
+        len(pairs),
+        copies_per_image,
+        placer.name,
+        seed,
+        ", ".join(class_table.names[c] for c in sampler.classes),
+    )
 
     new_ids: list[str] = []
     manifest: list[str] = []
@@ -304,15 +322,26 @@ def paste_dataset(
     pastes_per_class = np.zeros(256, dtype=np.int64)
     skipped = without = 0
     if workers > 1 and getattr(placer, "stats", None) is not None:
-        log.info("placer %s keeps job-wide state (stats, request budget): one process",
-                 placer.name)  # fmt: skip
+        log.info("placer %s keeps job-wide state (stats, request budget): one process", placer.name)
         workers = 1
     with atomic_path(out_dir) as tmp:
         for sub in ("images", "labels", "sets"):
             (tmp / sub).mkdir(parents=True)
-        job = _PasteJob(pairs, sampler, placer, int(seed), copies_per_image,
-                        tuple(objects_per_image), tuple(scale_range), flip_prob, blend,
-                        feather_px, tmp, output, nc)  # fmt: skip
+        job = _PasteJob(
+            pairs,
+            sampler,
+            placer,
+            int(seed),
+            copies_per_image,
+            tuple(objects_per_image),
+            tuple(scale_range),
+            flip_prob,
+            blend,
+            feather_px,
+            tmp,
+            output,
+            nc,
+        )
         results = map_images(_paste_source, job, len(pairs), workers)
         for res in tqdm(results, total=len(pairs), desc=f"paste ({placer.name})", unit="img"):
             for out_id, lines, sk, n_done, pixels, classes in res:
@@ -337,14 +366,22 @@ def paste_dataset(
         if getattr(placer, "stats", None):
             extra["placer_stats"] = placer.stats
         summary = write_pasted_set(
-            tmp, class_table, new_ids, manifest, method=placer.name, seed=seed,
-            source_images=len(pairs), skipped=skipped, without=without, options=options,
-            pool_classes=sampler.classes, per_class_pastes=pastes_per_class,
-            per_class_pixels=pasted_pixels, **extra,
-        )  # fmt: skip
-    if without:
-        log.warning(
-            "%d of %d images got no paste (placer skipped every object)", without, len(new_ids)
+            tmp,
+            class_table,
+            new_ids,
+            manifest,
+            method=placer.name,
+            seed=seed,
+            source_images=len(pairs),
+            skipped=skipped,
+            without=without,
+            options=options,
+            pool_classes=sampler.classes,
+            per_class_pastes=pastes_per_class,
+            per_class_pixels=pasted_pixels,
+            **extra,
         )
+    if without:
+        log.warning("%d of %d images got no paste (placer skipped every object)", without, len(new_ids))
     log.info("wrote %d images, %d pastes -> %s", len(new_ids), len(manifest), out_dir)
     return summary

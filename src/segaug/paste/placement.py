@@ -20,8 +20,9 @@ caller pastes ``candidate.rescaled(placement.scale)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class Candidate:
     rgba: np.ndarray  # transform_object(base_rgba, scale, flip)
 
     @classmethod
-    def make(cls, object_id, class_index, class_name, base_rgba, scale, flip) -> "Candidate":
+    def make(cls, object_id, class_index, class_name, base_rgba, scale, flip) -> Candidate:
         rgba = transform_object(base_rgba, scale, flip)
         return cls(object_id, class_index, class_name, base_rgba, float(scale), bool(flip), rgba)
 
@@ -73,16 +74,21 @@ class Candidate:
     def width(self) -> int:
         return self.rgba.shape[1]
 
-    def rescaled(self, scale: float) -> "Candidate":
-        return Candidate.make(
-            self.object_id, self.class_index, self.class_name, self.base_rgba, scale, self.flip
-        )
+    def rescaled(self, scale: float) -> Candidate:
+        return Candidate.make(self.object_id, self.class_index, self.class_name, self.base_rgba, scale, self.flip)
 
     def placement(self, x: int, y: int, reason: str) -> Placement:
         return Placement(
-            self.object_id, self.class_index, int(x), int(y), self.width, self.height,
-            self.scale, self.flip, reason,
-        )  # fmt: skip
+            self.object_id,
+            self.class_index,
+            int(x),
+            int(y),
+            self.width,
+            self.height,
+            self.scale,
+            self.flip,
+            reason,
+        )
 
 
 @runtime_checkable
@@ -155,9 +161,7 @@ def make_placer(method: str, **kwargs) -> Placer:
     try:
         factory = PLACERS[method]
     except KeyError:
-        raise SegaugError(
-            f"unknown paste method {method!r}; known methods: {', '.join(sorted(PLACERS))}"
-        ) from None
+        raise SegaugError(f"unknown paste method {method!r}; known methods: {', '.join(sorted(PLACERS))}") from None
     try:
         return factory(**kwargs)
     except TypeError as e:

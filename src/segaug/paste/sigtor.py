@@ -44,9 +44,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -104,25 +104,28 @@ def as_sigtor_object(obj) -> SigtorObject:
     if isinstance(obj, SigtorObject):
         return obj
     if isinstance(obj, PoolObject):
-        return SigtorObject(obj.rgba(), obj.class_index, obj.crop, obj.source_id,
-                            tuple(obj.bbox), obj.class_name)  # fmt: skip
+        return SigtorObject(obj.rgba(), obj.class_index, obj.crop, obj.source_id, tuple(obj.bbox), obj.class_name)
     if isinstance(obj, (tuple, list)):
         if len(obj) not in (3, 5):
             raise ValueError(
-                "object tuples are (rgba, class_index, object_id[, source_id, source_box]), "
-                f"got {len(obj)} items"
+                f"object tuples are (rgba, class_index, object_id[, source_id, source_box]), got {len(obj)} items"
             )
         rgba, cls, oid, *src = obj
         sid, box = src if src else (None, None)
-        return SigtorObject(np.asarray(rgba), int(cls), str(oid), sid,
-                            None if box is None else tuple(int(v) for v in box))  # fmt: skip
+        return SigtorObject(
+            np.asarray(rgba), int(cls), str(oid), sid, None if box is None else tuple(int(v) for v in box)
+        )
     rgba = getattr(obj, "rgba", None)
     if isinstance(rgba, np.ndarray):
         box = getattr(obj, "source_box", None) or getattr(obj, "bbox", None)
-        return SigtorObject(rgba, int(obj.class_index), str(obj.object_id),
-                            getattr(obj, "source_id", None),
-                            None if box is None else tuple(int(v) for v in box),
-                            getattr(obj, "class_name", None))  # fmt: skip
+        return SigtorObject(
+            rgba,
+            int(obj.class_index),
+            str(obj.object_id),
+            getattr(obj, "source_id", None),
+            None if box is None else tuple(int(v) for v in box),
+            getattr(obj, "class_name", None),
+        )
     raise TypeError(f"cannot paste object of type {type(obj).__name__}")
 
 
@@ -138,9 +141,7 @@ def box_overlap(a: Box, b: Box) -> tuple[float, float]:
     return inter / (area_a + area_b - inter), inter / min(area_a, area_b)
 
 
-def group_objects(
-    boxes: Sequence[Box], iou_thr: float = 0.1, ios_thr: float = 0.5
-) -> list[list[int]]:
+def group_objects(boxes: Sequence[Box], iou_thr: float = 0.1, ios_thr: float = 0.5) -> list[list[int]]:
     """Partition box indices into groups moved together.
 
     Boxes i and j are linked when IoU > ``iou_thr`` or intersection-over-smaller >
@@ -172,8 +173,13 @@ def group_objects(
 
 
 def _contained(inner: Box, outer: Box) -> bool:
-    return (outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2]
-            and inner[3] <= outer[3] and inner != outer)  # fmt: skip
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and inner[2] <= outer[2]
+        and inner[3] <= outer[3]
+        and inner != outer
+    )
 
 
 def annotation_lines(
@@ -216,9 +222,7 @@ class AugParams:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def size_dependent_scale(
-    u: float, size: float, size_ref: float, scale_range: tuple[float, float]
-) -> float:
+def size_dependent_scale(u: float, size: float, size_ref: float, scale_range: tuple[float, float]) -> float:
     """The rescale factor for an object of ``size`` pixels (sqrt of its box area).
 
     The rule (a continuous form of SIGtor's small/medium/large bands): the new size is
@@ -328,8 +332,7 @@ def augment_object(
     RGB only; Gaussian blur with ``blur_prob``. See :func:`draw_augmentation`.
     """
     h, w = rgba.shape[:2]
-    params = draw_augmentation(rng, math.sqrt(w * h), flip_prob, scale_range, size_ref,
-                               jitter, blur_prob)  # fmt: skip
+    params = draw_augmentation(rng, math.sqrt(w * h), flip_prob, scale_range, size_ref, jitter, blur_prob)
     return apply_augmentation(rgba, params), params
 
 
@@ -350,8 +353,7 @@ def _is_free(x, y, w, h, W, H, integral, placed, margin) -> bool:
         if integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]:
             return False
     for px, py, pw, ph in placed:
-        if not (x + w + margin <= px or px + pw + margin <= x
-                or y + h + margin <= py or py + ph + margin <= y):  # fmt: skip
+        if not (x + w + margin <= px or px + pw + margin <= x or y + h + margin <= py or py + ph + margin <= y):
             return False
     return True
 
@@ -363,8 +365,7 @@ def _feasible(w, h, W, H, integral, placed, margin) -> np.ndarray:
     if integral is not None:
         x0, x1 = np.maximum(xs - margin, 0), np.minimum(xs + w + margin, W)
         y0, y1 = np.maximum(ys - margin, 0), np.minimum(ys + h + margin, H)
-        s = (integral[np.ix_(y1, x1)] - integral[np.ix_(y0, x1)]
-             - integral[np.ix_(y1, x0)] + integral[np.ix_(y0, x0)])  # fmt: skip
+        s = integral[np.ix_(y1, x1)] - integral[np.ix_(y0, x1)] - integral[np.ix_(y1, x0)] + integral[np.ix_(y0, x0)]
         ok &= s == 0
     for px, py, pw, ph in placed:  # corners whose rectangle comes too close to this one
         bx0, bx1 = max(px - margin - w + 1, 0), max(px + pw + margin, 0)
@@ -486,8 +487,7 @@ def _build_group(gid, idx, objs, rng, aug, room_w, room_h) -> _Group:
         rgba = apply_augmentation(o.rgba, params)
         if params.flip:
             ox = uw - (ox + o.rgba.shape[1])
-        members.append(_Member(i, o, rgba, int(round(ox * params.scale)),
-                               int(round(oy * params.scale))))  # fmt: skip
+        members.append(_Member(i, o, rgba, int(round(ox * params.scale)), int(round(oy * params.scale))))
     width = max(m.dx + m.rgba.shape[1] for m in members)
     height = max(m.dy + m.rgba.shape[0] for m in members)
     return _Group(gid, params, members, width, height)
@@ -495,12 +495,22 @@ def _build_group(gid, idx, objs, rng, aug, room_w, room_h) -> _Group:
 
 def _record(m: _Member, g: _Group, reason: str, x=None, y=None, blend=None) -> dict:
     return {
-        "object_id": m.obj.object_id, "class_index": m.obj.class_index,
-        "class_name": m.obj.class_name, "source_id": m.obj.source_id, "group": g.gid,
-        "group_size": len(g.members), "x": x, "y": y,
-        "width": m.rgba.shape[1], "height": m.rgba.shape[0], "box": None, "pixels": 0,
-        "blend": blend, "augment": g.params.to_dict(), "reason": reason,
-    }  # fmt: skip
+        "object_id": m.obj.object_id,
+        "class_index": m.obj.class_index,
+        "class_name": m.obj.class_name,
+        "source_id": m.obj.source_id,
+        "group": g.gid,
+        "group_size": len(g.members),
+        "x": x,
+        "y": y,
+        "width": m.rgba.shape[1],
+        "height": m.rgba.shape[0],
+        "box": None,
+        "pixels": 0,
+        "blend": blend,
+        "augment": g.params.to_dict(),
+        "reason": reason,
+    }
 
 
 def _paste_member(image, label, owner, m, x, y, blend, feather_px, min_area, open_px, ignore):
@@ -579,9 +589,13 @@ def sigtor_image(
     objs = [as_sigtor_object(o) for o in objects]
     H, W = label.shape
     pad = POISSON_RING if blend == "poisson" else 0
-    aug = {"flip_prob": flip_prob, "scale_range": tuple(scale_range), "jitter": jitter,
-           "blur_prob": blur_prob,
-           "size_ref": float(size_ref) if size_ref else 0.25 * math.sqrt(H * W)}  # fmt: skip
+    aug = {
+        "flip_prob": flip_prob,
+        "scale_range": tuple(scale_range),
+        "jitter": jitter,
+        "blur_prob": blur_prob,
+        "size_ref": float(size_ref) if size_ref else 0.25 * math.sqrt(H * W),
+    }
     groups = [
         _build_group(gid, idx, objs, rng, aug, W - 2 * pad, H - 2 * pad)
         for gid, idx in enumerate(_groups_of(objs, iou_thr, ios_thr))
@@ -590,8 +604,7 @@ def sigtor_image(
     if keep_existing:
         protect = {o.class_index for o in objs} if protect_classes is None else protect_classes
         occupied = np.isin(label, sorted(protect)) if protect else None
-    spots = pack([(g.width + 2 * pad, g.height + 2 * pad) for g in groups], W, H, rng,
-                 occupied, margin)  # fmt: skip
+    spots = pack([(g.width + 2 * pad, g.height + 2 * pad) for g in groups], W, H, rng, occupied, margin)
 
     label = label.copy()
     owner = np.full((H, W), -1, dtype=np.int32)
@@ -604,8 +617,9 @@ def sigtor_image(
         gx, gy = spot[0] + pad, spot[1] + pad
         for m in sorted(g.members, key=lambda m: (-int(object_mask(m.rgba).sum()), m.index)):
             x, y = gx + m.dx, gy + m.dy
-            image, used = _paste_member(image, label, owner, m, x, y, blend, feather_px,
-                                        min_area, open_px, ignore_index)  # fmt: skip
+            image, used = _paste_member(
+                image, label, owner, m, x, y, blend, feather_px, min_area, open_px, ignore_index
+            )
             records[m.index] = _record(m, g, "packed", x, y, used)
     skipped = _finish_records(records, owner)
     return image, label, records, skipped
@@ -632,17 +646,27 @@ def _finish_records(records: list[dict], owner: np.ndarray) -> int:
 # ================================================================ a dataset
 
 
-def _check_options(objects_per_image, copies_per_image, blend, feather_px, seed, scale_range,
-                   flip_prob, jitter, blur_prob, margin, min_area, open_px):  # fmt: skip
+def _check_options(
+    objects_per_image,
+    copies_per_image,
+    blend,
+    feather_px,
+    seed,
+    scale_range,
+    flip_prob,
+    jitter,
+    blur_prob,
+    margin,
+    min_area,
+    open_px,
+):
     check_options(copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed)
     if not 0.0 <= blur_prob <= 1.0:
         raise SegaugError(f"blur_prob must be in [0, 1], got {blur_prob}")
     if not 0.0 <= jitter < 1.0:
         raise SegaugError(f"jitter must be in [0, 1), got {jitter}")
     if margin < 0 or min_area < 0 or open_px < 0:
-        raise SegaugError(
-            f"margin, min_area and open_px must be >= 0, got {margin}, {min_area}, {open_px}"
-        )
+        raise SegaugError(f"margin, min_area and open_px must be >= 0, got {margin}, {min_area}, {open_px}")
 
 
 def _draw_objects(rng, sampler, lines, objects_per_image) -> list[PoolObject]:
@@ -689,9 +713,15 @@ def _sigtor_source(job: _SigtorJob, i: int) -> list:
         lines, stats = [], []
         for k, r in enumerate(pasted):
             stats.append((r["class_index"], r["pixels"]))
-            line = {"target_id": s.id, "output_id": out_id, "copy": c, "order": k,
-                    "crop": r.pop("object_id"), **r,
-                    "feather_px": job.feather_px if r["blend"] == "feather" else 0}  # fmt: skip
+            line = {
+                "target_id": s.id,
+                "output_id": out_id,
+                "copy": c,
+                "order": k,
+                "crop": r.pop("object_id"),
+                **r,
+                "feather_px": job.feather_px if r["blend"] == "feather" else 0,
+            }
             lines.append(json.dumps(line, sort_keys=True))
         out.append((out_id, lines, sk, stats))
     return out
@@ -743,8 +773,20 @@ def sigtor_dataset(
     class_name, group, group_size, x, y, width, height, box, pixels, blend, feather_px,
     augment, reason. Returns the summary.json dict.
     """
-    _check_options(objects_per_image, copies_per_image, blend, feather_px, seed, scale_range,
-                   flip_prob, jitter, blur_prob, margin, min_area, open_px)  # fmt: skip
+    _check_options(
+        objects_per_image,
+        copies_per_image,
+        blend,
+        feather_px,
+        seed,
+        scale_range,
+        flip_prob,
+        jitter,
+        blur_prob,
+        margin,
+        min_area,
+        open_px,
+    )
     output = output or OutputOptions()
     dataset_root, out_dir = Path(dataset_root), Path(out_dir)
     if class_table is None:
@@ -754,14 +796,33 @@ def sigtor_dataset(
     lines = annotation_lines(pool_objects, iou_thr, ios_thr) if with_companions else None
     pairs = samples(dataset_root, ids)
     names, nc = class_table.names, class_table.num_classes
-    opts = dict(blend=blend, feather_px=feather_px, ignore_index=class_table.ignore_index,
-                min_area=min_area, open_px=open_px, keep_existing=keep_existing,
-                protect_classes=sampler.classes, margin=margin, flip_prob=flip_prob,
-                scale_range=tuple(scale_range), size_ref=size_ref, jitter=jitter,
-                blur_prob=blur_prob, iou_thr=iou_thr, ios_thr=ios_thr)  # fmt: skip
-    log.info("sigtor: %d-%d draws into %d images x %d copies (blend %s, seed %d, classes: %s)",
-             objects_per_image[0], objects_per_image[1], len(pairs), copies_per_image, blend,
-             seed, ", ".join(names[c] for c in sampler.classes))  # fmt: skip
+    opts = dict(
+        blend=blend,
+        feather_px=feather_px,
+        ignore_index=class_table.ignore_index,
+        min_area=min_area,
+        open_px=open_px,
+        keep_existing=keep_existing,
+        protect_classes=sampler.classes,
+        margin=margin,
+        flip_prob=flip_prob,
+        scale_range=tuple(scale_range),
+        size_ref=size_ref,
+        jitter=jitter,
+        blur_prob=blur_prob,
+        iou_thr=iou_thr,
+        ios_thr=ios_thr,
+    )
+    log.info(
+        "sigtor: %d-%d draws into %d images x %d copies (blend %s, seed %d, classes: %s)",
+        objects_per_image[0],
+        objects_per_image[1],
+        len(pairs),
+        copies_per_image,
+        blend,
+        seed,
+        ", ".join(names[c] for c in sampler.classes),
+    )
 
     new_ids: list[str] = []
     manifest: list[str] = []
@@ -770,8 +831,19 @@ def sigtor_dataset(
     with atomic_path(out_dir) as tmp:
         for sub in ("images", "labels", "sets"):
             (tmp / sub).mkdir(parents=True)
-        job = _SigtorJob(pairs, nc, sampler, lines, int(seed), copies_per_image,
-                         tuple(objects_per_image), feather_px, opts, tmp, output)  # fmt: skip
+        job = _SigtorJob(
+            pairs,
+            nc,
+            sampler,
+            lines,
+            int(seed),
+            copies_per_image,
+            tuple(objects_per_image),
+            feather_px,
+            opts,
+            tmp,
+            output,
+        )
         results = map_images(_sigtor_source, job, len(pairs), workers)
         for res in tqdm(results, total=len(pairs), desc="paste (sigtor)", unit="img"):
             for out_id, pasted_lines, sk, stats in res:
@@ -786,18 +858,25 @@ def sigtor_dataset(
             "copies_per_image": copies_per_image,
             "objects_per_image": list(objects_per_image),
             "with_companions": with_companions,
-            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()
-               if k != "protect_classes"},
-        }  # fmt: skip
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items() if k != "protect_classes"},
+        }
         summary = write_pasted_set(
-            tmp, class_table, new_ids, manifest, method="sigtor", seed=seed,
-            source_images=len(pairs), skipped=skipped, without=without, options=options,
-            pool_classes=sampler.classes, per_class_pastes={c: v[0] for c, v in per_class.items()},
-            per_class_pixels={c: v[1] for c, v in per_class.items()}, output=output.to_dict(),
-        )  # fmt: skip
-    if without:
-        log.warning(
-            "%d of %d images got no paste (no room or nothing drawn)", without, len(new_ids)
+            tmp,
+            class_table,
+            new_ids,
+            manifest,
+            method="sigtor",
+            seed=seed,
+            source_images=len(pairs),
+            skipped=skipped,
+            without=without,
+            options=options,
+            pool_classes=sampler.classes,
+            per_class_pastes={c: v[0] for c, v in per_class.items()},
+            per_class_pixels={c: v[1] for c, v in per_class.items()},
+            output=output.to_dict(),
         )
+    if without:
+        log.warning("%d of %d images got no paste (no room or nothing drawn)", without, len(new_ids))
     log.info("sigtor: wrote %d images, %d pastes -> %s", len(new_ids), len(manifest), out_dir)
     return summary

@@ -12,7 +12,7 @@ The Table 3 mapping of rows to the paper's component check marks is our reading 
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from segaug.errors import SegaugError
 from segaug.report.tables import _mean_std
@@ -21,25 +21,44 @@ COMPONENTS = {  # Table 3: (1) Class-Prompt Appending, (2) Visual Prior Blending
     "origin": "D_origin (no synthetic data)",
 }
 PAPER = {
-    "table3": {"origin": 46.54, "gen-t3_none": 42.15, "gen-t3_cpa": 47.60, "gen-t3_vpb": 47.25,
-               "gen-t3_cpa_vpb": 48.98, "gen-default": 50.27, "gen-t3_filter": 52.23},
-    "table4": {"origin": (46.54, 3.944, 0.253), "gen-n27": (50.27, 4.044, 0.231),
-               "gen-n41": (50.37, 4.042, 0.231), "gen-n55": (49.25, 4.059, 0.224),
-               "gen-n69": (47.32, 4.057, 0.225)},
+    "table3": {
+        "origin": 46.54,
+        "gen-t3_none": 42.15,
+        "gen-t3_cpa": 47.60,
+        "gen-t3_vpb": 47.25,
+        "gen-t3_cpa_vpb": 48.98,
+        "gen-default": 50.27,
+        "gen-t3_filter": 52.23,
+    },
+    "table4": {
+        "origin": (46.54, 3.944, 0.253),
+        "gen-n27": (50.27, 4.044, 0.231),
+        "gen-n41": (50.37, 4.042, 0.231),
+        "gen-n55": (49.25, 4.059, 0.224),
+        "gen-n69": (47.32, 4.057, 0.225),
+    },
     "table5": {"gen-prompt_caption": 47.24, "gen-prompt_classes": 48.21, "gen-default": 50.27},
-    "table6": {"gen-default": 50.27, "gen-adapter_canny": 48.95, "gen-adapter_sketch": 47.52,
-               "gen-controlnet_canny": 48.95, "gen-inpaint": 47.56},
-}  # fmt: skip
+    "table6": {
+        "gen-default": 50.27,
+        "gen-adapter_canny": 48.95,
+        "gen-adapter_sketch": 47.52,
+        "gen-controlnet_canny": 48.95,
+        "gen-inpaint": 47.56,
+    },
+}
 PAPER_TABLE7 = {  # (w1, w2) -> mIoU, Table 7 (rows w2, columns w1)
     (w1, w2): v
-    for w2, row in zip((0.7, 0.8, 0.9, 1.0), (
-        (47.12, 47.32, 46.42, 45.36, 45.38),
-        (48.51, 48.93, 48.32, 47.09, 46.79),
-        (49.13, 50.27, 49.11, 48.79, 48.36),
-        (48.13, 49.32, 48.91, 48.33, 47.03),
-    ))
+    for w2, row in zip(
+        (0.7, 0.8, 0.9, 1.0),
+        (
+            (47.12, 47.32, 46.42, 45.36, 45.38),
+            (48.51, 48.93, 48.32, 47.09, 46.79),
+            (49.13, 50.27, 49.11, 48.79, 48.36),
+            (48.13, 49.32, 48.91, 48.33, 47.03),
+        ),
+    )
     for w1, v in zip((0.6, 0.7, 0.8, 0.9, 1.0), row)
-}  # fmt: skip
+}
 TITLES = {
     "table3": "Table 3: components (Class-Prompt Appending, Visual Prior Blending, balancing, CLIP filter)",
     "table4": "Table 4: number of synthetic images, data balance and quality",
@@ -80,8 +99,9 @@ def ablation_rows(table: str, rows: Sequence[str], runs: Sequence[Mapping]) -> l
     out = []
     for ts in rows:
         mean, std, seeds = _miou(groups, ts)
-        out.append({"trainset": ts, "seeds": seeds, "miou_mean": mean, "miou_std": std,
-                    "paper_miou": paper.get(ts, "")})  # fmt: skip
+        out.append(
+            {"trainset": ts, "seeds": seeds, "miou_mean": mean, "miou_std": std, "paper_miou": paper.get(ts, "")}
+        )
     return out
 
 
@@ -107,13 +127,23 @@ def table4_rows(rows, runs, plans: Mapping[str, Mapping], quality: Sequence[Mapp
             clip = round(sum(x["clip_score_mean"] for x in q) / len(q), 2) if q else ""
             fid = round(sum(x["fid"] for x in q) / len(q), 2) if q else ""
         paper = _paper("table4", runs).get(ts)
-        out.append({
-            "trainset": ts, "n_balance": "" if ts == "origin" else p["n_balance"], "R/S": rs,
-            "entropy": ent, "cir": cir, "clip_score": clip, "fid": fid, "seeds": seeds,
-            "miou_mean": mean, "miou_std": std,
-            "paper_entropy": paper[1] if paper else "", "paper_cir": paper[2] if paper else "",
-            "paper_miou": paper[0] if paper else "",
-        })  # fmt: skip
+        out.append(
+            {
+                "trainset": ts,
+                "n_balance": "" if ts == "origin" else p["n_balance"],
+                "R/S": rs,
+                "entropy": ent,
+                "cir": cir,
+                "clip_score": clip,
+                "fid": fid,
+                "seeds": seeds,
+                "miou_mean": mean,
+                "miou_std": std,
+                "paper_entropy": paper[1] if paper else "",
+                "paper_cir": paper[2] if paper else "",
+                "paper_miou": paper[0] if paper else "",
+            }
+        )
     return out
 
 
@@ -143,8 +173,22 @@ def table7_rows(runs: Sequence[Mapping]) -> list[dict]:
 
 
 def synthetic_set_rows(quality: Sequence[Mapping]) -> list[dict]:
-    keys = ("dataset", "split", "variant", "seed", "images", "source_images", "regenerated_images",
-            "entropy_origin", "entropy_final", "cir_origin", "cir_final", "clip_score_mean",
-            "clip_score_std", "fid", "fid_feature")  # fmt: skip
+    keys = (
+        "dataset",
+        "split",
+        "variant",
+        "seed",
+        "images",
+        "source_images",
+        "regenerated_images",
+        "entropy_origin",
+        "entropy_final",
+        "cir_origin",
+        "cir_final",
+        "clip_score_mean",
+        "clip_score_std",
+        "fid",
+        "fid_feature",
+    )
     rows = [{k: q.get(k, "") for k in keys} for q in quality]
     return sorted(rows, key=lambda r: (str(r["split"]), str(r["variant"]), int(r["seed"] or 0)))

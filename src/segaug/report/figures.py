@@ -122,8 +122,14 @@ def mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(table, axis=0)
         std = np.where(n > 1, np.nanstd(table, axis=0, ddof=1), 0.0)
-    return {"steps": steps, "mean": mean, "std": std, "min": np.nanmin(table, axis=0),
-            "max": np.nanmax(table, axis=0), "n": n}  # fmt: skip
+    return {
+        "steps": steps,
+        "mean": mean,
+        "std": std,
+        "min": np.nanmin(table, axis=0),
+        "max": np.nanmax(table, axis=0),
+        "n": n,
+    }
 
 
 def best_step(steps: Sequence[int], values: Sequence[float]) -> tuple[int, float]:
@@ -161,15 +167,42 @@ def figure5(
             step, value = best_step(c["steps"], c["mean"])
             best[label] = (step, value)
             n = len(files)
-            ax.plot(c["steps"], c["mean"], color=color, linewidth=1.6,
-                    label=f"{label}: mean of {n} seed{'s' if n > 1 else ''} (best {value:.2f} at step {step})")  # fmt: skip
+            ax.plot(
+                c["steps"],
+                c["mean"],
+                color=color,
+                linewidth=1.6,
+                label=f"{label}: mean of {n} seed{'s' if n > 1 else ''} (best {value:.2f} at step {step})",
+            )
             if n > 1:
-                ax.fill_between(c["steps"], c["min"], c["max"], color=color, alpha=0.2, linewidth=0,
-                                label=f"{label}: min–max over seeds")  # fmt: skip
-            ax.plot([step], [value], marker="*", markersize=15, color=color, markeredgecolor="black",
-                    linestyle="none", zorder=5)  # fmt: skip
-            ax.annotate(f"{value:.1f}", (step, value), textcoords="offset points", xytext=(0, 9),
-                        ha="center", fontsize=8, color=color)  # fmt: skip
+                ax.fill_between(
+                    c["steps"],
+                    c["min"],
+                    c["max"],
+                    color=color,
+                    alpha=0.2,
+                    linewidth=0,
+                    label=f"{label}: min–max over seeds",
+                )
+            ax.plot(
+                [step],
+                [value],
+                marker="*",
+                markersize=15,
+                color=color,
+                markeredgecolor="black",
+                linestyle="none",
+                zorder=5,
+            )
+            ax.annotate(
+                f"{value:.1f}",
+                (step, value),
+                textcoords="offset points",
+                xytext=(0, 9),
+                ha="center",
+                fontsize=8,
+                color=color,
+            )
         ax.set_xlabel("training step (iterations)")
         ax.set_ylabel("val mIoU (%)")
         ax.set_title(title)
@@ -280,8 +313,7 @@ def class_histogram(
     """
     if not (len(class_names) == len(counts_before) == len(counts_after)):
         raise SegaugError(
-            f"class histogram: {len(class_names)} class names but {len(counts_before)} / "
-            f"{len(counts_after)} counts"
+            f"class histogram: {len(class_names)} class names but {len(counts_before)} / {len(counts_after)} counts"
         )
     keep = [i for i, n in enumerate(class_names) if n not in set(exclude)]
     if not keep:
@@ -345,20 +377,35 @@ def per_class_iou_bars(
             color = COLORS[k % len(COLORS)]
             means_a = np.asarray(means, dtype=float)
             stds_a = np.nan_to_num(np.asarray(stds, dtype=float))
-            ax.bar(pos, np.nan_to_num(means_a), width, yerr=np.where(np.isfinite(means_a), stds_a, 0.0),
-                   capsize=2, color=color, label=f"{label} (mean ± std)",
-                   error_kw={"elinewidth": 0.8})  # fmt: skip
+            ax.bar(
+                pos,
+                np.nan_to_num(means_a),
+                width,
+                yerr=np.where(np.isfinite(means_a), stds_a, 0.0),
+                capsize=2,
+                color=color,
+                label=f"{label} (mean ± std)",
+                error_kw={"elinewidth": 0.8},
+            )
         for k, label in enumerate(series):  # after the bars: on top of them, and last in the legend
             if paper and label in paper:
-                ax.plot(x + (k - (n - 1) / 2) * width, np.asarray(paper[label], dtype=float), linestyle="none",
-                        marker="D", markersize=4, markerfacecolor=COLORS[k % len(COLORS)], markeredgecolor="black",
-                        markeredgewidth=0.8, label=f"{label} (paper)")  # fmt: skip
-        ax.set_xticks(x, class_names, rotation=45 if len(class_names) > 8 else 0,
-                      ha="right" if len(class_names) > 8 else "center")  # fmt: skip
+                ax.plot(
+                    x + (k - (n - 1) / 2) * width,
+                    np.asarray(paper[label], dtype=float),
+                    linestyle="none",
+                    marker="D",
+                    markersize=4,
+                    markerfacecolor=COLORS[k % len(COLORS)],
+                    markeredgecolor="black",
+                    markeredgewidth=0.8,
+                    label=f"{label} (paper)",
+                )
+        ax.set_xticks(
+            x, class_names, rotation=45 if len(class_names) > 8 else 0, ha="right" if len(class_names) > 8 else "center"
+        )
         ax.set_ylabel("IoU (%)")
         ax.set_ylim(0, 100)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         save_figure(fig, out_png)
-

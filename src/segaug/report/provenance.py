@@ -86,7 +86,9 @@ def _git(args: list[str], cwd: Path) -> str | None:
     """Output of a read-only git command, or None if git is missing or the command fails."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # never take the index lock
     try:
-        p = subprocess.run(["git", "-C", str(cwd), *args], check=False, capture_output=True, text=True, timeout=20, env=env)
+        p = subprocess.run(
+            ["git", "-C", str(cwd), *args], check=False, capture_output=True, text=True, timeout=20, env=env
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return p.stdout.strip() if p.returncode == 0 else None

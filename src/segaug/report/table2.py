@@ -59,18 +59,21 @@ def load_class_runs(paths: Iterable[str | Path]) -> list[dict]:
         if "iou" not in m or "class_names" not in m:
             raise SegaugError(f"{p}: metrics file has no per-class IoU ('iou', 'class_names'); re-run evaluation")
         iou = m["iou"]
-        runs.append({
-            **{k: run[k] for k in RUN_KEYS},
-            "classes": list(m["class_names"]),
-            "iou": {c: None if iou.get(c) is None else 100.0 * iou[c] for c in m["class_names"]},
-            "miou": 100.0 * m["miou"],
-            "path": str(p),
-        })  # fmt: skip
+        runs.append(
+            {
+                **{k: run[k] for k in RUN_KEYS},
+                "classes": list(m["class_names"]),
+                "iou": {c: None if iou.get(c) is None else 100.0 * iou[c] for c in m["class_names"]},
+                "miou": 100.0 * m["miou"],
+                "path": str(p),
+            }
+        )
     return runs
 
 
-def select_runs(runs: Sequence[Mapping], model: str | None = None, split: str | None = None,
-                loss: str | None = None) -> tuple[list[Mapping], str, str]:  # fmt: skip
+def select_runs(
+    runs: Sequence[Mapping], model: str | None = None, split: str | None = None, loss: str | None = None
+) -> tuple[list[Mapping], str, str]:
     """The runs of one model on one split (and loss, when given); returns (runs, model, split).
 
     ``model`` / ``split`` may be omitted when the runs hold only one; several is an error.
@@ -90,7 +93,9 @@ def select_runs(runs: Sequence[Mapping], model: str | None = None, split: str | 
     split = pick("split", split, pool)
     pool = [r for r in pool if r["split"] == split]
     if not pool:
-        raise SegaugError(f"Table 2: no metrics of model {model!r} on split {split!r}" + (f" with loss {loss!r}" if loss else ""))
+        raise SegaugError(
+            f"Table 2: no metrics of model {model!r} on split {split!r}" + (f" with loss {loss!r}" if loss else "")
+        )
     return pool, model, split
 
 
@@ -128,8 +133,13 @@ def has_paper_values(model: str, split: str) -> bool:
     return split == PAPER_SPLIT and paper_model(model) in PAPER_MODELS
 
 
-def table2_rows(runs: Sequence[Mapping], d_final: str = "gen-default", model: str | None = None,
-                split: str | None = None, loss: str | None = "ce") -> list[dict]:  # fmt: skip
+def table2_rows(
+    runs: Sequence[Mapping],
+    d_final: str = "gen-default",
+    model: str | None = None,
+    split: str | None = None,
+    loss: str | None = "ce",
+) -> list[dict]:
     """Table 2 rows (see the module docstring) from :func:`load_class_runs` records."""
     pool, model, split = select_runs(runs, model, split, loss)
     origin, final = _group(pool, "origin"), _group(pool, d_final)
@@ -142,16 +152,31 @@ def table2_rows(runs: Sequence[Mapping], d_final: str = "gen-default", model: st
         log.info("Table 2: the paper's values are of %s; none shown for model %s", PAPER_MODELS, model)
     rows = []
     for name, values_o, values_f, p_o, p_f in [
-        *((c, [r["iou"][c] for r in origin], [r["iou"][c] for r in final],
-           PAPER_TABLE2["origin"].get(c, ""), PAPER_TABLE2["final"].get(c, "")) for c in classes),
+        *(
+            (
+                c,
+                [r["iou"][c] for r in origin],
+                [r["iou"][c] for r in final],
+                PAPER_TABLE2["origin"].get(c, ""),
+                PAPER_TABLE2["final"].get(c, ""),
+            )
+            for c in classes
+        ),
         ("mIoU", [r["miou"] for r in origin], [r["miou"] for r in final], PAPER_MIOU["origin"], PAPER_MIOU["final"]),
-    ]:  # fmt: skip
+    ]:
         (om, os_), (fm, fs) = _stat(values_o), _stat(values_f)
-        rows.append({
-            "class": name, "origin_mean": _r(om), "origin_std": _r(os_), "final_mean": _r(fm), "final_std": _r(fs),
-            "delta": _r(fm - om) if None not in (om, fm) else "",
-            "paper_origin": p_o if paper else "", "paper_final": p_f if paper else "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "class": name,
+                "origin_mean": _r(om),
+                "origin_std": _r(os_),
+                "final_mean": _r(fm),
+                "final_std": _r(fs),
+                "delta": _r(fm - om) if None not in (om, fm) else "",
+                "paper_origin": p_o if paper else "",
+                "paper_final": p_f if paper else "",
+            }
+        )
     return rows
 
 
@@ -163,8 +188,10 @@ def title(model: str, split: str, d_final: str, seeds_origin: Sequence, seeds_fi
     def s(x):
         return " ".join(map(str, x))
 
-    return (f"Table 2: per-class IoU (%) of {model} on {split}, D_origin vs D_final ({d_final}), "
-            f"mean ± std over seeds (D_origin: {s(seeds_origin)}; D_final: {s(seeds_final)})")  # fmt: skip
+    return (
+        f"Table 2: per-class IoU (%) of {model} on {split}, D_origin vs D_final ({d_final}), "
+        f"mean ± std over seeds (D_origin: {s(seeds_origin)}; D_final: {s(seeds_final)})"
+    )
 
 
 def iou_series(rows: Sequence[Mapping]) -> tuple[list[str], dict, dict]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -61,9 +61,13 @@ def load_runs(paths: Iterable[str | Path]) -> list[dict]:
     for p in paths:
         m, run = read_metrics(p)
         runs.append(
-            {**{k: run[k] for k in RUN_KEYS},
-             "miou": 100.0 * m["miou"], "pixel_acc": 100.0 * m["pixel_acc"], "path": str(p)}
-        )  # fmt: skip
+            {
+                **{k: run[k] for k in RUN_KEYS},
+                "miou": 100.0 * m["miou"],
+                "pixel_acc": 100.0 * m["pixel_acc"],
+                "path": str(p),
+            }
+        )
     return runs
 
 

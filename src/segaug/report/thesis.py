@@ -16,13 +16,14 @@ Figures (matplotlib, Agg backend):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from segaug.errors import SegaugError
 from segaug.io import atomic_path
+
 
 def load_class_runs(paths: Sequence[str | Path]) -> list[dict]:
     """Run keys, class names, per-class IoU (%) and mIoU (%) of each metrics file (as Table 2)."""
@@ -53,7 +54,9 @@ def vlm_placed_label(set_dirs: Sequence[str | Path]) -> str:
     return f"{placed / asked:.0%} ({placed} of {asked} objects)" if asked else "no objects"
 
 
-def thesis_rows(rows: Sequence[Mapping], runs: Sequence[Mapping], vlm_placed: Mapping[str, str] | None = None) -> list[dict]:
+def thesis_rows(
+    rows: Sequence[Mapping], runs: Sequence[Mapping], vlm_placed: Mapping[str, str] | None = None
+) -> list[dict]:
     """One row per method: name, trainset, loss, seeds, IoU per class and mIoU as mean ± std.
 
     ``vlm_placed`` (training set -> :func:`vlm_placed_label`) adds a ``vlm_placed`` column that
@@ -69,8 +72,12 @@ def thesis_rows(rows: Sequence[Mapping], runs: Sequence[Mapping], vlm_placed: Ma
                 f"thesis row {spec['name']!r}: no metrics for training set {spec['trainset']!r} "
                 f"with loss {spec['loss']!r}"
             )
-        row = {"method": spec["name"], "trainset": spec["trainset"], "loss": spec["loss"],
-               "seeds": " ".join(str(s) for s in sorted(r["seed"] for r in grp))}  # fmt: skip
+        row = {
+            "method": spec["name"],
+            "trainset": spec["trainset"],
+            "loss": spec["loss"],
+            "seeds": " ".join(str(s) for s in sorted(r["seed"] for r in grp)),
+        }
         if vlm_placed:
             row["vlm_placed"] = vlm_placed.get(spec["trainset"], "")
         for c in classes:
@@ -109,8 +116,14 @@ def iou_bar_figure(rows: Sequence[Mapping], path: str | Path, title: str = "") -
     for k, r in enumerate(rows):
         means = [r["_iou"][c][0] for c in classes]
         stds = [r["_iou"][c][1] for c in classes]
-        ax.bar(x + (k - (n - 1) / 2) * width, means, width, yerr=stds, capsize=2,
-               label=f"{r['method']} (mIoU {r['_miou'][0]:.1f})")  # fmt: skip
+        ax.bar(
+            x + (k - (n - 1) / 2) * width,
+            means,
+            width,
+            yerr=stds,
+            capsize=2,
+            label=f"{r['method']} (mIoU {r['_miou'][0]:.1f})",
+        )
     ax.set_xticks(x, classes, rotation=30, ha="right")
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
@@ -152,8 +165,15 @@ def paste_examples_figure(sets: Mapping[str, str | Path], path: str | Path, per_
             for m in by_image[oid]:
                 x0, y0, w, h = m["x"], m["y"], m["width"], m["height"]
                 ax.add_patch(Rectangle((x0, y0), w, h, fill=False, color="yellow", linewidth=1))
-                ax.text(x0, y0 - 1, f"{m['class_name']}: {m['reason']}", fontsize=5, color="yellow",
-                        va="bottom", clip_on=True)  # fmt: skip
+                ax.text(
+                    x0,
+                    y0 - 1,
+                    f"{m['class_name']}: {m['reason']}",
+                    fontsize=5,
+                    color="yellow",
+                    va="bottom",
+                    clip_on=True,
+                )
             ax.set_title(f"{method}: {oid}", fontsize=7)
     _save(fig, path)
     plt.close(fig)

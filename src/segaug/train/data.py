@@ -18,7 +18,7 @@ canonical dataset plus pasted or generated sets) are just one concatenated sampl
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -49,8 +49,9 @@ class SegDataset(Dataset):
     once, when the dataset is made).
     """
 
-    def __init__(self, samples: Sequence[Sample], num_classes: int, transform, seed: int = 0,
-                 check_labels: bool = False):  # fmt: skip
+    def __init__(
+        self, samples: Sequence[Sample], num_classes: int, transform, seed: int = 0, check_labels: bool = False
+    ):
         if not samples:
             raise SegaugError("dataset: no samples (empty split list?)")
         self.samples = list(samples)
@@ -119,11 +120,7 @@ class StreamSampler(Sampler[int]):
         self.epoch = int(epoch)
 
     def __iter__(self):
-        step = (
-            self.step_source()
-            if self.step_source is not None
-            else self.epoch * self.steps_per_epoch
-        )
+        step = self.step_source() if self.step_source is not None else self.epoch * self.steps_per_epoch
         start = int(step) * self.batch_size
         return iter(range(start, start + self.n))
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -116,8 +116,7 @@ def evaluate(
     names = list(meta.get("class_names", []))
     if names != list(class_table.names):
         raise SegaugError(
-            f"{model_path}: model classes {names} differ from the dataset's class table "
-            f"{list(class_table.names)}"
+            f"{model_path}: model classes {names} differ from the dataset's class table {list(class_table.names)}"
         )
     model = model_from_meta(meta, dev)
     if test_scale == "model":
@@ -125,12 +124,15 @@ def evaluate(
     ds = SegDataset(samples, class_table.num_classes, ValTransform(test_scale))
     batches = size_batches([image_size(s.image) for s in ds.samples], batch_size)
     loader = DataLoader(
-        ds, batch_sampler=batches, num_workers=num_workers, pin_memory=dev == "cuda",
+        ds,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        pin_memory=dev == "cuda",
         persistent_workers=False,
-    )  # fmt: skip
+    )
     multiple = pad_multiple(model)
     meter = ConfusionMeter(class_table.num_classes, class_table.ignore_index)
-    for image, y, _, hw in loader:
+    for image, y, _, _hw in loader:  # same-size batches: no padding to mask
         x = to_model_input(image.to(dev, non_blocking=True), None)
         logits = predict_whole(model, x, multiple, out_size=y.shape[-2:])
         pred = logits.argmax(1).to(torch.uint8 if logits.shape[1] <= 256 else torch.int64)

@@ -10,6 +10,7 @@ the curve so far, a resumed run ends with the same weights as an uninterrupted o
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -18,8 +19,8 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -75,9 +76,7 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
     train_cfg = dict(train_cfg or {})
     unknown = sorted(set(train_cfg) - set(TRAIN_DEFAULTS))
     if unknown:
-        raise SegaugError(
-            f"train config: unknown key(s) {unknown}; known keys: {', '.join(TRAIN_DEFAULTS)}"
-        )
+        raise SegaugError(f"train config: unknown key(s) {unknown}; known keys: {', '.join(TRAIN_DEFAULTS)}")
     cfg = {**TRAIN_DEFAULTS, **train_cfg}
     for k in ("steps", "batch_size", "val_interval"):
         if not isinstance(cfg[k], int) or cfg[k] < 1:
@@ -90,22 +89,15 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
     if cfg["batch_size"] < 2:
         raise SegaugError("train config: batch_size must be >= 2 (BatchNorm needs two samples)")
     if not cfg["lr"] > 0 or not 0 <= cfg["min_lr"] <= cfg["lr"]:
-        raise SegaugError(
-            f"train config: need lr > 0 and 0 <= min_lr <= lr, got {cfg['lr']}, {cfg['min_lr']}"
-        )
+        raise SegaugError(f"train config: need lr > 0 and 0 <= min_lr <= lr, got {cfg['lr']}, {cfg['min_lr']}")
     if cfg["amp"] not in (True, False, "fp16", "bf16"):
-        raise SegaugError(
-            f"train config: amp must be true, false, 'fp16' or 'bf16', got {cfg['amp']!r}"
-        )
+        raise SegaugError(f"train config: amp must be true, false, 'fp16' or 'bf16', got {cfg['amp']!r}")
     if not isinstance(cfg["num_workers"], int) or cfg["num_workers"] < 0:
-        raise SegaugError(
-            f"train config: num_workers must be an integer >= 0, got {cfg['num_workers']!r}"
-        )
+        raise SegaugError(f"train config: num_workers must be an integer >= 0, got {cfg['num_workers']!r}")
     if cfg["optimizer"] not in ("sgd", "adamw"):
         raise SegaugError(f"train config: optimizer must be sgd or adamw, got {cfg['optimizer']!r}")
     clip = cfg["grad_clip"]
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
-                             or clip <= 0):  # fmt: skip
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
         raise SegaugError(f"train config: grad_clip must be a number > 0 or null, got {clip!r}")
     for k in ("channels_last", "compile"):
         if not isinstance(cfg[k], bool):
@@ -116,20 +108,15 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
     return cfg
 
 
-def resolve_loss_cfg(
-    loss_cfg: dict | None, train_samples: Sequence[Sample], num_classes: int
-) -> dict:
+def resolve_loss_cfg(loss_cfg: dict | None, train_samples: Sequence[Sample], num_classes: int) -> dict:
     """Loss config with class weights as numbers (a mode 'inverse'/'median' is counted here)."""
     cfg = dict(loss_cfg or {"name": "ce"})
     cfg.setdefault("name", "ce")
     if cfg["name"] not in LOSSES:
-        raise SegaugError(
-            f"loss config: unknown name {cfg['name']!r}; choose one of {', '.join(LOSSES)}"
-        )
+        raise SegaugError(f"loss config: unknown name {cfg['name']!r}; choose one of {', '.join(LOSSES)}")
     weights = cfg.get("class_weights")
     if isinstance(weights, str):
-        log.info("counting class pixels over %d training labels for %s class weights",
-                 len(train_samples), weights)  # fmt: skip
+        log.info("counting class pixels over %d training labels for %s class weights", len(train_samples), weights)
         counts = class_pixel_counts((read_label(s.label) for s in train_samples), num_classes)
         cfg["class_weights"] = [float(w) for w in class_weights_from_counts(counts, weights)]
         cfg["class_weights_mode"] = weights
@@ -150,17 +137,24 @@ def _digest(samples: Sequence[Sample]) -> str:
 
 
 def _fingerprint(model_cfg, class_table, cfg, loss_cfg, seed, train_samples, val_samples) -> dict:
-    return json.loads(json.dumps({
-        "format": MODEL_FORMAT,
-        "model": model_cfg,
-        "classes": list(class_table.names),
-        "train": {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS
-                  and not (k in LATER_KEYS and v == TRAIN_DEFAULTS[k])},
-        "loss": {k: v for k, v in loss_cfg.items() if k != "class_weights_mode"},
-        "seed": int(seed),
-        "train_samples": _digest(train_samples),
-        "val_samples": _digest(val_samples),
-    }))  # fmt: skip
+    return json.loads(
+        json.dumps(
+            {
+                "format": MODEL_FORMAT,
+                "model": model_cfg,
+                "classes": list(class_table.names),
+                "train": {
+                    k: v
+                    for k, v in cfg.items()
+                    if k not in NON_SEMANTIC_KEYS and not (k in LATER_KEYS and v == TRAIN_DEFAULTS[k])
+                },
+                "loss": {k: v for k, v in loss_cfg.items() if k != "class_weights_mode"},
+                "seed": int(seed),
+                "train_samples": _digest(train_samples),
+                "val_samples": _digest(val_samples),
+            }
+        )
+    )
 
 
 def _check_resume(ckpt: Path, fingerprint: dict) -> Path | None:
@@ -175,13 +169,13 @@ def _check_resume(ckpt: Path, fingerprint: dict) -> Path | None:
         return None
     old = (state.get("segaug") or {}).get("fingerprint")
     if old != fingerprint:
-        diff = sorted(
-            k for k in set(fingerprint) | set(old or {}) if (old or {}).get(k) != fingerprint.get(k)
-        )
+        diff = sorted(k for k in set(fingerprint) | set(old or {}) if (old or {}).get(k) != fingerprint.get(k))
         log.warning(
             "%s belongs to a different run (differs in %s); moving it to %s and starting from scratch",
-            ckpt, diff, ckpt.with_suffix(".stale"),
-        )  # fmt: skip
+            ckpt,
+            diff,
+            ckpt.with_suffix(".stale"),
+        )
         os.replace(ckpt, ckpt.with_suffix(".stale"))
         return None
     log.info(
@@ -234,8 +228,7 @@ def _progress_callback(steps: int, log_every: int):
             if k % log_every == 0 or k == steps:
                 dt = (time.perf_counter() - self.t0) / max(k - self.k0, 1)
                 mean = float(torch.stack(self.losses).float().mean())
-                log.info("step %d/%d: loss %.4f, lr %.3g, %.3f s/step", k, steps, mean,
-                         pl_module._lr, dt)  # fmt: skip
+                log.info("step %d/%d: loss %.4f, lr %.3g, %.3f s/step", k, steps, mean, pl_module._lr, dt)
                 self.losses = []
                 self.t0, self.k0 = time.perf_counter(), k
 
@@ -274,10 +267,20 @@ def train(
 
     if mmseg_backend.is_mmseg(model_cfg):  # mmengine's Runner, same artifacts (no Lightning)
         return mmseg_backend.train(
-            train_samples, val_samples, class_table, model_cfg, train_cfg, loss_cfg, seed,
-            out_model, out_curve, state_dir, device=device, run_info=run_info,
+            train_samples,
+            val_samples,
+            class_table,
+            model_cfg,
+            train_cfg,
+            loss_cfg,
+            seed,
+            out_model,
+            out_curve,
+            state_dir,
+            device=device,
+            run_info=run_info,
             keep_state=keep_state,
-        )  # fmt: skip
+        )
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -302,27 +305,35 @@ def train(
     steps, val_interval, batch = cfg["steps"], cfg["val_interval"], cfg["batch_size"]
 
     train_tf = TrainTransform(
-        crop_size=cfg["crop_size"], base_size=cfg["base_size"], ratio_range=cfg["ratio_range"],
-        cat_max_ratio=cfg["cat_max_ratio"], flip_prob=cfg["flip_prob"], photometric=cfg["photometric"],
-    )  # fmt: skip
+        crop_size=cfg["crop_size"],
+        base_size=cfg["base_size"],
+        ratio_range=cfg["ratio_range"],
+        cat_max_ratio=cfg["cat_max_ratio"],
+        flip_prob=cfg["flip_prob"],
+        photometric=cfg["photometric"],
+    )
     val_tf = ValTransform(cfg["test_scale"])
 
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(
-        model_cfg, class_table, cfg, loss_cfg, seed, train_samples, val_samples
-    )
+    fingerprint = _fingerprint(model_cfg, class_table, cfg, loss_cfg, seed, train_samples, val_samples)
     ckpt_path = _check_resume(state_dir / "last.ckpt", fingerprint)
 
     L.seed_everything(int(seed), workers=False, verbose=False)  # model initialisation
-    optim_cfg = {k: cfg[k] for k in ("lr", "momentum", "weight_decay", "poly_power", "min_lr",
-                                     "optimizer", "backbone_lr_mult")}  # fmt: skip
+    optim_cfg = {
+        k: cfg[k] for k in ("lr", "momentum", "weight_decay", "poly_power", "min_lr", "optimizer", "backbone_lr_mult")
+    }
     module_loss = {k: v for k, v in loss_cfg.items() if k != "class_weights_mode"}
     module = SegModule(
-        model_cfg, num_classes, class_table.names, module_loss, {**optim_cfg, "max_steps": steps},
-        seed=int(seed), fingerprint=fingerprint,
+        model_cfg,
+        num_classes,
+        class_table.names,
+        module_loss,
+        {**optim_cfg, "max_steps": steps},
+        seed=int(seed),
+        fingerprint=fingerprint,
         perf={k: cfg[k] for k in ("channels_last", "compile")},
-    )  # fmt: skip
+    )
 
     # Workers are forked (PyTorch's default; DataLoader gives each one torch thread). They must
     # not call cv2.setNumThreads: after the parent has used OpenCV's thread pool that call
@@ -339,15 +350,24 @@ def train(
     val_loader = DataLoader(SegDataset(val_samples, num_classes, val_tf), batch_size=1, **loader_kw)
 
     checkpoint = ModelCheckpoint(
-        dirpath=state_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
-        save_on_train_epoch_end=True, enable_version_counter=False,
-    )  # fmt: skip
+        dirpath=state_dir,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
     log_every = max(1, min(50, val_interval // 4))
     with warnings.catch_warnings():
         # expected here: few workers in tests, srun present but Snakemake owns the job, the
         # state dir holding the checkpoint we resume from, a Lightning-internal deprecation
-        for msg in ("does not have many workers", "The `srun` command", "Checkpoint directory",
-                    "`isinstance.treespec, LeafSpec.`"):  # fmt: skip
+        for msg in (
+            "does not have many workers",
+            "The `srun` command",
+            "Checkpoint directory",
+            "`isinstance.treespec, LeafSpec.`",
+        ):
             warnings.filterwarnings("ignore", message=f".*{msg}")
         # Snakemake decides about reruns: no Lightning auto-requeue of SLURM jobs
         plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
@@ -384,9 +404,7 @@ def train(
     history = list(module.history)
     valid = [h for h in history if not np.isnan(h["val_miou"])]
     best = max(valid, key=lambda h: h["val_miou"]) if valid else None
-    best = (
-        {"step": best["step"], "miou": best["val_miou"]} if best else {"step": None, "miou": None}
-    )
+    best = {"step": best["step"], "miou": best["val_miou"]} if best else {"step": None, "miou": None}
     state_dict = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
     payload = {
         "format": MODEL_FORMAT,
@@ -408,12 +426,9 @@ def train(
     write_text(out_curve, curve_csv(history))
     if not keep_state:
         (state_dir / "last.ckpt").unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):  # not empty: a .stale checkpoint stays for the user
             state_dir.rmdir()
-        except OSError:  # not empty: something else (a .stale checkpoint) stays for the user
-            pass
-    return {"steps": steps, "best": best, "history": history,
-            "resumed_from": str(ckpt_path) if ckpt_path else None}  # fmt: skip
+    return {"steps": steps, "best": best, "history": history, "resumed_from": str(ckpt_path) if ckpt_path else None}
 
 
 def curve_csv(history: Sequence[dict]) -> str:
@@ -421,7 +436,5 @@ def curve_csv(history: Sequence[dict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["step", "val_miou", "val_pixel_acc", "lr"])
     for h in history:
-        w.writerow(
-            [h["step"], f"{h['val_miou']:.6f}", f"{h['val_pixel_acc']:.6f}", f"{h['lr']:.6g}"]
-        )
+        w.writerow([h["step"], f"{h['val_miou']:.6f}", f"{h['val_pixel_acc']:.6f}", f"{h['lr']:.6g}"])
     return buf.getvalue()

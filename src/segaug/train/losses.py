@@ -17,8 +17,8 @@ no valid pixel gives a loss of 0 (not NaN).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segaug.errors import SegaugError
+
 
 class SegLoss(nn.Module):
     def __init__(
@@ -44,9 +45,7 @@ class SegLoss(nn.Module):
         if class_weights is not None:
             w = torch.as_tensor(np.asarray(class_weights, dtype=np.float32))
             if w.shape != (num_classes,):
-                raise SegaugError(
-                    f"loss: {w.numel()} class weights given for {num_classes} classes"
-                )
+                raise SegaugError(f"loss: {w.numel()} class weights given for {num_classes} classes")
             if bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
                 raise SegaugError("loss: class weights must be finite and non-negative")
             self.register_buffer("weight", w)

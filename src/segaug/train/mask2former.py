@@ -130,37 +130,34 @@ def resolve_cfg(cfg: dict) -> dict:
     cfg = {k: v for k, v in cfg.items() if k != "arch"}
     if "encoder_weights" in cfg:
         if cfg.pop("encoder_weights") is not None:
-            raise SegaugError(
-                "model config: Mask2Former takes backbone_weights, not encoder_weights"
-            )
+            raise SegaugError("model config: Mask2Former takes backbone_weights, not encoder_weights")
         cfg["backbone_weights"] = None
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
-        raise SegaugError(
-            f"model config: unknown key(s) {unknown} for Mask2Former; known: {sorted(DEFAULTS)}"
-        )
+        raise SegaugError(f"model config: unknown key(s) {unknown} for Mask2Former; known: {sorted(DEFAULTS)}")
     out = {**DEFAULTS, **(TINY if cfg.get("tiny") else {}), **cfg}
     if out["backbone"] not in BACKBONES:
         raise SegaugError(
-            f"model config: Mask2Former backbone {out['backbone']!r} unknown; "
-            f"choose one of {', '.join(BACKBONES)}"
+            f"model config: Mask2Former backbone {out['backbone']!r} unknown; choose one of {', '.join(BACKBONES)}"
         )
     if out["backbone_weights"] not in (None, "imagenet"):
-        raise SegaugError(
-            "model config: backbone_weights must be 'imagenet' or null, "
-            f"got {out['backbone_weights']!r}"
-        )
+        raise SegaugError(f"model config: backbone_weights must be 'imagenet' or null, got {out['backbone_weights']!r}")
     if out["tiny"] and out["backbone_weights"] is not None:
-        raise SegaugError(
-            "model config: tiny Mask2Former has no pretrained backbone; set backbone_weights: null"
-        )
-    for k in ("hidden_dim", "num_queries", "decoder_layers", "encoder_layers", "feature_size",
-              "mask_feature_size", "num_attention_heads", "dim_feedforward",
-              "encoder_feedforward_dim", "train_num_points"):  # fmt: skip
+        raise SegaugError("model config: tiny Mask2Former has no pretrained backbone; set backbone_weights: null")
+    for k in (
+        "hidden_dim",
+        "num_queries",
+        "decoder_layers",
+        "encoder_layers",
+        "feature_size",
+        "mask_feature_size",
+        "num_attention_heads",
+        "dim_feedforward",
+        "encoder_feedforward_dim",
+        "train_num_points",
+    ):
         if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 1:
-            raise SegaugError(
-                f"model config: Mask2Former {k} must be a positive integer, got {out[k]!r}"
-            )
+            raise SegaugError(f"model config: Mask2Former {k} must be a positive integer, got {out[k]!r}")
     return out
 
 
@@ -169,8 +166,7 @@ def hf_config(cfg: dict, num_classes: int):
     from transformers import Mask2FormerConfig, ResNetConfig
 
     depths, _ = BACKBONES[cfg["backbone"]]
-    sizes = TINY_RESNET if cfg["tiny"] else {"depths": depths, "hidden_sizes": RESNET_WIDTHS,
-                                             "embedding_size": 64}  # fmt: skip
+    sizes = TINY_RESNET if cfg["tiny"] else {"depths": depths, "hidden_sizes": RESNET_WIDTHS, "embedding_size": 64}
     backbone = ResNetConfig(layer_type="bottleneck", out_features=STAGES, **sizes)
     # transformers warns that only Swin is "supported"; a ResNet backbone works (stage1-4 at
     # strides 4-32, as in the original R50 Mask2Former)
@@ -202,10 +198,7 @@ def semantic_to_masks(
         present = torch.unique(t)
         present = present[present != ignore_index]
         if len(present) and (present.min() < 0 or present.max() >= num_classes):
-            raise SegaugError(
-                f"label values {present.tolist()} outside 0..{num_classes - 1} "
-                f"and ignore {ignore_index}"
-            )
+            raise SegaugError(f"label values {present.tolist()} outside 0..{num_classes - 1} and ignore {ignore_index}")
         classes.append(present.long())
         masks.append((t[None] == present[:, None, None]).float())
     return masks, classes
@@ -244,9 +237,7 @@ class Mask2FormerSeg(nn.Module):
         out = self.hf(pixel_values=x, mask_labels=masks, class_labels=classes)
         return out.loss
 
-    def param_groups(
-        self, lr: float, weight_decay: float, backbone_lr_mult: float = 0.1
-    ) -> list[dict]:
+    def param_groups(self, lr: float, weight_decay: float, backbone_lr_mult: float = 0.1) -> list[dict]:
         """Optimizer groups of the MMSeg recipe: backbone at ``lr * backbone_lr_mult``; no weight
         decay on norm layers and embeddings. The head groups come first, so group 0 carries the
         base lr (what the training curve logs). Frozen parameters are left out."""
@@ -266,12 +257,14 @@ class Mask2FormerSeg(nn.Module):
             for nd in (False, True):
                 params = groups.get((part, nd))
                 if params:
-                    out.append({
-                        "name": f"{part}{'_no_decay' if nd else ''}",
-                        "params": params,
-                        "lr": lr * (backbone_lr_mult if part == "backbone" else 1.0),
-                        "weight_decay": 0.0 if nd else weight_decay,
-                    })  # fmt: skip
+                    out.append(
+                        {
+                            "name": f"{part}{'_no_decay' if nd else ''}",
+                            "params": params,
+                            "lr": lr * (backbone_lr_mult if part == "backbone" else 1.0),
+                            "weight_decay": 0.0 if nd else weight_decay,
+                        }
+                    )
         return out
 
 
@@ -296,9 +289,7 @@ def load_backbone_weights(model: Mask2FormerSeg) -> None:
         # the checkpoint is ResNetForImageClassification: its classifier keys are "unexpected"
         # (the load report says so at WARNING level); missing keys are checked below
         with _quiet("transformers"):
-            src, info = ResNetBackbone.from_pretrained(
-                ref, out_features=STAGES, output_loading_info=True
-            )
+            src, info = ResNetBackbone.from_pretrained(ref, out_features=STAGES, output_loading_info=True)
     except Exception as e:
         raise SegaugError(
             f"cannot load the ImageNet weights {ref!r} of the Mask2Former backbone "

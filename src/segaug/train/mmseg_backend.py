@@ -39,13 +39,14 @@ models calls on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -75,9 +76,7 @@ def backend(model_cfg) -> str:
     ``mmseg``; anything else is a SegaugError."""
     name = model_cfg.get("backend", "smp") if isinstance(model_cfg, dict) else "smp"
     if name not in BACKENDS:
-        raise SegaugError(
-            f"model config: backend must be one of {', '.join(BACKENDS)}, got {name!r}"
-        )
+        raise SegaugError(f"model config: backend must be one of {', '.join(BACKENDS)}, got {name!r}")
     return name
 
 
@@ -89,9 +88,7 @@ def config_path(model_cfg: dict) -> str:
     """The mmseg config file a model config names (checked; no mmseg import)."""
     unknown = sorted(set(model_cfg) - set(MODEL_KEYS))
     if unknown:
-        raise SegaugError(
-            f"model config (backend: mmseg): unknown key(s) {unknown}; known: {list(MODEL_KEYS)}"
-        )
+        raise SegaugError(f"model config (backend: mmseg): unknown key(s) {unknown}; known: {list(MODEL_KEYS)}")
     arch = str(model_cfg.get("arch", "")).lower()
     name = model_cfg.get("config") or DEFAULT_CONFIG.get(arch)
     if not name:
@@ -121,7 +118,7 @@ def config_path(model_cfg: dict) -> str:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def import_mmseg():
     """Import mmseg (registering its modules), with the mmcv-lite stand-in if needed."""
     from segaug.train import mmcv_standin
@@ -130,7 +127,7 @@ def import_mmseg():
         import mmcv  # noqa: F401
 
         mmcv_standin.install()
-        import mmseg  # noqa: F401
+        import mmseg
         from mmseg.utils import register_all_modules
     except ImportError as e:
         raise SegaugError(
@@ -166,8 +163,7 @@ def _ce_options(loss_cfg: dict | None, arch: str) -> dict:
     return out
 
 
-def mmseg_config(model_cfg: dict, num_classes: int, loss_cfg: dict | None = None,
-                 crop_size=None):  # fmt: skip
+def mmseg_config(model_cfg: dict, num_classes: int, loss_cfg: dict | None = None, crop_size=None):
     """The mmengine Config of a model config: mmseg's config with our classes, no input
     normalisation in the model (our transforms normalise, as mmseg's pre-processor does),
     the backbone's pretrained init kept or dropped, whole-image test mode."""
@@ -178,17 +174,21 @@ def mmseg_config(model_cfg: dict, num_classes: int, loss_cfg: dict | None = None
     if path.startswith("mmseg::"):  # mmseg's own configs, shipped in the package (.mim)
         import mmseg
 
-        path = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs",
-                            path[len("mmseg::"):])  # fmt: skip
+        path = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", path[len("mmseg::") :])
     try:
         cfg = Config.fromfile(path)
     except Exception as e:  # a missing file, or mmseg:: without setuptools' pkg_resources
         raise SegaugError(f"model config: cannot load mmseg config {path!r} ({e})") from None
     m = cfg.model
     m.data_preprocessor = dict(
-        type="SegDataPreProcessor", mean=None, std=None, bgr_to_rgb=False, pad_val=0,
-        seg_pad_val=255, size=tuple(crop_size) if crop_size else None,
-    )  # fmt: skip
+        type="SegDataPreProcessor",
+        mean=None,
+        std=None,
+        bgr_to_rgb=False,
+        pad_val=0,
+        seg_pad_val=255,
+        size=tuple(crop_size) if crop_size else None,
+    )
     if not model_cfg.get("backbone_weights", "imagenet"):
         if "pretrained" in m:
             m.pretrained = None
@@ -269,8 +269,7 @@ def collate(batch):
     for image, y, g, hw in batch:
         x = to_model_input(image[None], hw[None])[0]
         h, w = x.shape[-2:]
-        ds = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                                         position=int(g)))  # fmt: skip
+        ds = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), position=int(g)))
         ds.gt_sem_seg = PixelData(data=y[None].long())
         inputs.append(x)
         samples.append(ds)
@@ -278,8 +277,7 @@ def collate(batch):
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader, num_classes: int, class_names, multiple: int,
-             device) -> dict:  # fmt: skip
+def validate(model: torch.nn.Module, loader, num_classes: int, class_names, multiple: int, device) -> dict:
     """Our whole-image validation (the smp backend's): scores over the whole loader."""
     from segaug.metrics import ConfusionMeter, scores
     from segaug.train.models import predict_whole
@@ -297,7 +295,7 @@ def validate(model: torch.nn.Module, loader, num_classes: int, class_names, mult
     return scores(meter.conf, class_names)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _runner_parts():
     """mmengine classes defined once mmengine is importable."""
     from mmengine.hooks import Hook
@@ -338,8 +336,18 @@ def _runner_parts():
 
         priority = "NORMAL"  # before CheckpointHook (VERY_LOW)
 
-        def __init__(self, seed, batch_size, val_interval, val_loader, num_classes, class_names,
-                     fingerprint, device, stop_at=None):  # fmt: skip
+        def __init__(
+            self,
+            seed,
+            batch_size,
+            val_interval,
+            val_loader,
+            num_classes,
+            class_names,
+            fingerprint,
+            device,
+            stop_at=None,
+        ):
             self.seed, self.batch, self.val_interval = int(seed), batch_size, val_interval
             self.val_loader, self.num_classes = val_loader, num_classes
             self.class_names, self.fingerprint, self.device = class_names, fingerprint, device
@@ -354,8 +362,7 @@ def _runner_parts():
             g = data_batch["data_samples"][0].metainfo["position"]
             if g != k * self.batch:
                 raise RuntimeError(
-                    f"training stream out of step: step {k} got sample position {g}, "
-                    f"expected {k * self.batch}"
+                    f"training stream out of step: step {k} got sample position {g}, expected {k * self.batch}"
                 )
             torch.manual_seed(step_seed(self.seed, k))
             self.lr = float(runner.optim_wrapper.get_lr()["lr"][0])
@@ -367,17 +374,19 @@ def _runner_parts():
             seg = getattr(runner.model, "module", runner.model)
             model = MMSegLogits(seg, self.output_stride)
             device = next(seg.parameters()).device  # where mmengine put it
-            sc = validate(model, self.val_loader, self.num_classes, self.class_names,
-                          self.output_stride, device)  # fmt: skip
-            entry = {"step": k, "val_miou": float(sc["miou"]),
-                     "val_pixel_acc": float(sc["pixel_acc"]), "lr": self.lr}  # fmt: skip
+            sc = validate(model, self.val_loader, self.num_classes, self.class_names, self.output_stride, device)
+            entry = {"step": k, "val_miou": float(sc["miou"]), "val_pixel_acc": float(sc["pixel_acc"]), "lr": self.lr}
             self.history.append(entry)
-            log.info("step %d: val mIoU %.4f, pixel acc %.4f (lr %.3g)", k, entry["val_miou"],
-                     entry["val_pixel_acc"], entry["lr"])  # fmt: skip
+            log.info(
+                "step %d: val mIoU %.4f, pixel acc %.4f (lr %.3g)",
+                k,
+                entry["val_miou"],
+                entry["val_pixel_acc"],
+                entry["lr"],
+            )
 
         def before_save_checkpoint(self, runner, checkpoint):
-            checkpoint["segaug"] = {"history": list(self.history),
-                                    "fingerprint": self.fingerprint}  # fmt: skip
+            checkpoint["segaug"] = {"history": list(self.history), "fingerprint": self.fingerprint}
 
         def after_load_checkpoint(self, runner, checkpoint):
             self.history = list((checkpoint.get("segaug") or {}).get("history", []))
@@ -394,11 +403,9 @@ class _Shared(dict):
 
 def _optim_wrapper(cfg: dict, mm_cfg, device: str) -> dict:
     if cfg["optimizer"] == "adamw":
-        opt = dict(type="AdamW", lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                   betas=(0.9, 0.999), eps=1e-8)  # fmt: skip
+        opt = dict(type="AdamW", lr=cfg["lr"], weight_decay=cfg["weight_decay"], betas=(0.9, 0.999), eps=1e-8)
     else:
-        opt = dict(type="SGD", lr=cfg["lr"], momentum=cfg["momentum"],
-                   weight_decay=cfg["weight_decay"])  # fmt: skip
+        opt = dict(type="SGD", lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     ow = dict(type="OptimWrapper", optimizer=opt, clip_grad=None)
     if cfg["grad_clip"]:
         ow["clip_grad"] = dict(max_norm=float(cfg["grad_clip"]), norm_type=2)
@@ -443,8 +450,14 @@ def train(
     ``stop_at`` makes the run fail before that step, as a kill would)."""
     from segaug.io import atomic_path, write_text
     from segaug.train.data import SegDataset, StreamSampler
-    from segaug.train.loop import (MODEL_FORMAT, _check_resume, _fingerprint, curve_csv,
-                                   resolve_loss_cfg, resolve_train_cfg)  # fmt: skip
+    from segaug.train.loop import (
+        MODEL_FORMAT,
+        _check_resume,
+        _fingerprint,
+        curve_csv,
+        resolve_loss_cfg,
+        resolve_train_cfg,
+    )
     from segaug.train.models import resolve_device
     from segaug.train.transforms import TrainTransform, ValTransform
 
@@ -472,34 +485,42 @@ def train(
     steps, val_interval, batch = cfg["steps"], cfg["val_interval"], cfg["batch_size"]
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(
-        model_cfg, class_table, cfg, loss_cfg, seed, train_samples, val_samples
-    )
+    fingerprint = _fingerprint(model_cfg, class_table, cfg, loss_cfg, seed, train_samples, val_samples)
     last = _last_checkpoint(state_dir)
     resume = _check_resume(last, fingerprint) if last else None
     if last and not resume:
         (state_dir / "last_checkpoint").unlink(missing_ok=True)
 
     train_tf = TrainTransform(
-        crop_size=cfg["crop_size"], base_size=cfg["base_size"], ratio_range=cfg["ratio_range"],
-        cat_max_ratio=cfg["cat_max_ratio"], flip_prob=cfg["flip_prob"], photometric=cfg["photometric"],
-    )  # fmt: skip
+        crop_size=cfg["crop_size"],
+        base_size=cfg["base_size"],
+        ratio_range=cfg["ratio_range"],
+        cat_max_ratio=cfg["cat_max_ratio"],
+        flip_prob=cfg["flip_prob"],
+        photometric=cfg["photometric"],
+    )
     from torch.utils.data import DataLoader
 
     Loop, SegHook = _runner_parts()
     stream = _Shared()  # {"loop": the train loop}: the stream restarts at its iteration
     nw = cfg["num_workers"]
     train_loader = DataLoader(
-        SegDataset(train_samples, num_classes, train_tf, seed=int(seed)), batch_size=batch,
+        SegDataset(train_samples, num_classes, train_tf, seed=int(seed)),
+        batch_size=batch,
         sampler=StreamSampler(val_interval, batch, lambda: stream["loop"].iter),
-        drop_last=True, num_workers=nw, collate_fn=collate, pin_memory=device == "cuda",
-    )  # fmt: skip
-    val_loader = DataLoader(
-        SegDataset(val_samples, num_classes, ValTransform(cfg["test_scale"])), batch_size=1,
+        drop_last=True,
         num_workers=nw,
-    )  # fmt: skip
-    hook = SegHook(int(seed), batch, val_interval, val_loader, num_classes,
-                   list(class_table.names), fingerprint, device, stop_at)  # fmt: skip
+        collate_fn=collate,
+        pin_memory=device == "cuda",
+    )
+    val_loader = DataLoader(
+        SegDataset(val_samples, num_classes, ValTransform(cfg["test_scale"])),
+        batch_size=1,
+        num_workers=nw,
+    )
+    hook = SegHook(
+        int(seed), batch, val_interval, val_loader, num_classes, list(class_table.names), fingerprint, device, stop_at
+    )
     hook.output_stride = _output_stride(mm_cfg.model)
     log_every = max(1, min(50, val_interval // 4))
     runner = Runner(
@@ -508,14 +529,14 @@ def train(
         train_dataloader=train_loader,
         train_cfg=dict(type=Loop, max_iters=steps, val_interval=steps + 1, stream=stream),
         optim_wrapper=_optim_wrapper(cfg, mm_cfg, device),
-        param_scheduler=[dict(type="PolyLR", eta_min=cfg["min_lr"], power=cfg["poly_power"],
-                              begin=0, end=steps, by_epoch=False)],  # fmt: skip
+        param_scheduler=[
+            dict(type="PolyLR", eta_min=cfg["min_lr"], power=cfg["poly_power"], begin=0, end=steps, by_epoch=False)
+        ],
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=log_every, log_metric_by_epoch=False),
             param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=val_interval,
-                            max_keep_ckpts=1),  # fmt: skip
+            checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=val_interval, max_keep_ckpts=1),
         ),
         custom_hooks=[hook],
         randomness=dict(seed=int(seed), deterministic=False, diff_rank_seed=False),
@@ -529,18 +550,13 @@ def train(
     t0 = time.perf_counter()
     runner.train()
     if runner.iter != steps:
-        raise SegaugError(
-            f"training stopped at step {runner.iter} of {steps}; run it again to resume "
-            f"from {state_dir}"
-        )
+        raise SegaugError(f"training stopped at step {runner.iter} of {steps}; run it again to resume from {state_dir}")
     log.info("trained %d steps in %.1f s (mmseg backend)", steps, time.perf_counter() - t0)
 
     history = list(hook.history)
     valid = [h for h in history if not np.isnan(h["val_miou"])]
     best = max(valid, key=lambda h: h["val_miou"]) if valid else None
-    best = (
-        {"step": best["step"], "miou": best["val_miou"]} if best else {"step": None, "miou": None}
-    )
+    best = {"step": best["step"], "miou": best["val_miou"]} if best else {"step": None, "miou": None}
     seg = getattr(runner.model, "module", runner.model)
     state_dict = {k: v.detach().cpu().clone() for k, v in seg.state_dict().items()}
     payload = {
@@ -569,9 +585,6 @@ def train(
                 shutil.rmtree(p)
             elif p.suffix == ".pth" or p.name == "last_checkpoint" or p.name[:8].isdigit():
                 p.unlink()
-        try:
+        with contextlib.suppress(OSError):  # a .stale checkpoint stays for the user
             state_dir.rmdir()
-        except OSError:  # a .stale checkpoint stays for the user
-            pass
-    return {"steps": steps, "best": best, "history": history,
-            "resumed_from": str(resume) if resume else None}  # fmt: skip
+    return {"steps": steps, "best": best, "history": history, "resumed_from": str(resume) if resume else None}

@@ -57,16 +57,24 @@ class _Classifier(nn.Module):
 class ASPPHead(nn.Module):
     """mmseg ``DepthwiseSeparableASPPHead`` on (stage 1, stage 4) features."""
 
-    def __init__(self, in_channels, c1_in_channels, num_classes, channels=512, c1_channels=48,
-                 dilations=(1, 12, 24, 36), dropout=0.1):  # fmt: skip
+    def __init__(
+        self,
+        in_channels,
+        c1_in_channels,
+        num_classes,
+        channels=512,
+        c1_channels=48,
+        dilations=(1, 12, 24, 36),
+        dropout=0.1,
+    ):
         super().__init__()
-        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1),
-                                        ConvModule(in_channels, channels, 1))  # fmt: skip
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvModule(in_channels, channels, 1))
         self.aspp_modules = nn.ModuleList(
-            ConvModule(in_channels, channels, 1) if d == 1
+            ConvModule(in_channels, channels, 1)
+            if d == 1
             else SeparableConvModule(in_channels, channels, 3, dilation=d)
             for d in dilations
-        )  # fmt: skip
+        )
         self.bottleneck = ConvModule((len(dilations) + 1) * channels, channels, 3)
         self.c1_bottleneck = ConvModule(c1_in_channels, c1_channels, 1)
         self.sep_bottleneck = nn.Sequential(
@@ -86,12 +94,10 @@ class ASPPHead(nn.Module):
 class PSPHead(nn.Module):
     """mmseg ``PSPHead`` on stage-4 features."""
 
-    def __init__(self, in_channels, num_classes, channels=512, pool_scales=(1, 2, 3, 6),
-                 dropout=0.1):  # fmt: skip
+    def __init__(self, in_channels, num_classes, channels=512, pool_scales=(1, 2, 3, 6), dropout=0.1):
         super().__init__()
         self.psp_modules = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvModule(in_channels, channels, 1))
-            for s in pool_scales
+            nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvModule(in_channels, channels, 1)) for s in pool_scales
         )
         self.bottleneck = ConvModule(in_channels + len(pool_scales) * channels, channels, 3)
         self.cls = _Classifier(channels, num_classes, dropout)
@@ -120,8 +126,9 @@ class EncoderWithHead(nn.Module):
 HEADS = {"deeplabv3plus": "ASPPHead", "pspnet": "PSPHead"}
 
 
-def build(arch: str, encoder: nn.Module, num_classes: int, channels: int = 512,
-          dropout: float = 0.1) -> EncoderWithHead:  # fmt: skip
+def build(
+    arch: str, encoder: nn.Module, num_classes: int, channels: int = 512, dropout: float = 0.1
+) -> EncoderWithHead:
     ch = encoder.out_channels
     if arch == "deeplabv3plus":
         head = ASPPHead(ch[-1], ch[2], num_classes, channels=channels, dropout=dropout)

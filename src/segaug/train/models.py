@@ -59,15 +59,13 @@ def aux_head_cfg(value) -> dict | None:
         return dict(AUX_DEFAULTS)
     if not isinstance(value, dict) or set(value) - set(AUX_DEFAULTS):
         raise SegaugError(
-            f"model config: aux_head must be true, false or a mapping with keys "
-            f"{sorted(AUX_DEFAULTS)}, got {value!r}"
+            f"model config: aux_head must be true, false or a mapping with keys {sorted(AUX_DEFAULTS)}, got {value!r}"
         )
     cfg = {**AUX_DEFAULTS, **value}
-    if not (isinstance(cfg["channels"], int) and cfg["channels"] > 0 and cfg["weight"] >= 0
-            and 0 <= cfg["dropout"] < 1):  # fmt: skip
-        raise SegaugError(
-            f"model config: aux_head needs channels > 0, weight >= 0, 0 <= dropout < 1, got {cfg}"
-        )
+    if not (
+        isinstance(cfg["channels"], int) and cfg["channels"] > 0 and cfg["weight"] >= 0 and 0 <= cfg["dropout"] < 1
+    ):
+        raise SegaugError(f"model config: aux_head needs channels > 0, weight >= 0, 0 <= dropout < 1, got {cfg}")
     return cfg
 
 
@@ -100,8 +98,7 @@ class WithAuxHead(torch.nn.Module):
         super().__init__()
         self.model = model
         in_channels = model.encoder.out_channels[-2]  # stage 3 (C4): 1024 for ResNet-50
-        self.aux_head = FCNAuxHead(in_channels, int(aux["channels"]), num_classes,
-                                   float(aux["dropout"]))  # fmt: skip
+        self.aux_head = FCNAuxHead(in_channels, int(aux["channels"]), num_classes, float(aux["dropout"]))
         self.aux_weight = float(aux["weight"])
 
     @property
@@ -127,9 +124,7 @@ class WithAuxHead(torch.nn.Module):
 def aux_loss(criterion, out, target: torch.Tensor, weight: float) -> torch.Tensor:
     """Main loss + ``weight`` x the loss of the aux logits upsampled (bilinear) to the label."""
     logits, aux = out
-    aux = torch.nn.functional.interpolate(
-        aux, size=target.shape[-2:], mode="bilinear", align_corners=False
-    )
+    aux = torch.nn.functional.interpolate(aux, size=target.shape[-2:], mode="bilinear", align_corners=False)
     return criterion(logits, target) + weight * criterion(aux, target)
 
 
@@ -206,9 +201,7 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
         )
 
     def make():
-        return smp.create_model(
-            cls.__name__, encoder_name=encoder, encoder_weights=weights, classes=num_classes, **cfg
-        )
+        return smp.create_model(cls.__name__, encoder_name=encoder, encoder_weights=weights, classes=num_classes, **cfg)
 
     return _with_download_errors(make, encoder, weights, cls.__name__, aux, num_classes)
 
@@ -219,9 +212,7 @@ def _mmseg_head_model(arch: str, encoder: str, weights, cfg: dict, num_classes: 
 
     name = arch.lower()
     if name not in mmseg_heads.HEADS:
-        raise SegaugError(
-            f"model config: head: mmseg is for DeepLabV3Plus and PSPNet, got arch {arch!r}"
-        )
+        raise SegaugError(f"model config: head: mmseg is for DeepLabV3Plus and PSPNet, got arch {arch!r}")
     stride = cfg.pop("encoder_output_stride", 8)
     depth = cfg.pop("encoder_depth", 5)
     channels = cfg.pop("decoder_channels", 512)
@@ -236,8 +227,7 @@ def _mmseg_head_model(arch: str, encoder: str, weights, cfg: dict, num_classes: 
     def make():
         import segmentation_models_pytorch as smp
 
-        enc = smp.encoders.get_encoder(encoder, in_channels=3, depth=5, weights=weights,
-                                       output_stride=stride)  # fmt: skip
+        enc = smp.encoders.get_encoder(encoder, in_channels=3, depth=5, weights=weights, output_stride=stride)
         return mmseg_heads.build(name, enc, num_classes, int(channels), float(dropout))
 
     return make
@@ -283,9 +273,7 @@ def _logits(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def predict_whole(
-    model: torch.nn.Module, image: torch.Tensor, multiple: int, out_size=None
-) -> torch.Tensor:
+def predict_whole(model: torch.nn.Module, image: torch.Tensor, multiple: int, out_size=None) -> torch.Tensor:
     """Whole-image inference: pad N x C x H x W (bottom/right, with 0 = the mean colour after
     normalisation) to a multiple of ``multiple``, run the model, crop the logits back to H x W
     and, if ``out_size`` differs, resize them bilinearly to ``out_size`` (the label's size)."""

@@ -34,10 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import lightning as L
-import numpy as np
 import torch
 
 from segaug.errors import SegaugError
@@ -62,9 +61,7 @@ OPTIM_DEFAULTS = {
 OPTIMIZERS = ("sgd", "adamw")
 
 
-def poly_lr(
-    step: int, max_steps: int, base_lr: float, min_lr: float = 1e-4, power: float = 0.9
-) -> float:
+def poly_lr(step: int, max_steps: int, base_lr: float, min_lr: float = 1e-4, power: float = 0.9) -> float:
     """MMSegmentation's PolyLR at (0-based) step ``step``."""
     t = min(max(step, 0), max_steps) / max_steps
     return (base_lr - min_lr) * (1.0 - t) ** power + min_lr
@@ -89,8 +86,7 @@ def _check_own_loss(model_cfg: dict, name: str, weights, options: dict) -> None:
             + (" with class_weights" if weights is not None else "")
         )
     if options:
-        log.info("%s: loss options %s not used (the model's own loss)", model_cfg.get("arch"),
-                 options)  # fmt: skip
+        log.info("%s: loss options %s not used (the model's own loss)", model_cfg.get("arch"), options)
 
 
 class SegModule(L.LightningModule):
@@ -121,8 +117,7 @@ class SegModule(L.LightningModule):
         self.optim_cfg = {**OPTIM_DEFAULTS, **(optim_cfg or {})}
         if self.optim_cfg["optimizer"] not in OPTIMIZERS:
             raise SegaugError(
-                f"train config: optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                f"got {self.optim_cfg['optimizer']!r}"
+                f"train config: optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optim_cfg['optimizer']!r}"
             )
         self.seed = int(seed)
         self.fingerprint = fingerprint
@@ -180,20 +175,12 @@ class SegModule(L.LightningModule):
         c = self.optim_cfg
         params = self.parameters()
         if callable(getattr(self.model, "param_groups", None)):
-            params = self.model.param_groups(
-                float(c["lr"]), float(c["weight_decay"]), float(c["backbone_lr_mult"])
-            )
+            params = self.model.param_groups(float(c["lr"]), float(c["weight_decay"]), float(c["backbone_lr_mult"]))
         if c["optimizer"] == "adamw":
-            opt = torch.optim.AdamW(
-                params, lr=c["lr"], weight_decay=c["weight_decay"], betas=(0.9, 0.999), eps=1e-8
-            )
+            opt = torch.optim.AdamW(params, lr=c["lr"], weight_decay=c["weight_decay"], betas=(0.9, 0.999), eps=1e-8)
         else:
-            opt = torch.optim.SGD(
-                params, lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"]
-            )
-        factor = PolyFactor(
-            int(c["max_steps"]), float(c["lr"]), float(c["min_lr"]), float(c["poly_power"])
-        )
+            opt = torch.optim.SGD(params, lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"])
+        factor = PolyFactor(int(c["max_steps"]), float(c["lr"]), float(c["min_lr"]), float(c["poly_power"]))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {
             "optimizer": opt,

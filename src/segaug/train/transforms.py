@@ -24,8 +24,8 @@ normalising in the worker did. A quarter of the bytes cross the worker queue and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -59,8 +59,7 @@ def resize_keep_ratio(image, label, scale):
     return image, label
 
 
-def random_resize(image, label, rng: np.random.Generator, base_size=(2048, 512),
-                  ratio_range=(0.5, 2.0)):  # fmt: skip
+def random_resize(image, label, rng: np.random.Generator, base_size=(2048, 512), ratio_range=(0.5, 2.0)):
     """mmseg ``RandomResize(scale=base_size, ratio_range, keep_ratio=True)``."""
     lo, hi = ratio_range
     ratio = rng.random() * (hi - lo) + lo
@@ -77,8 +76,9 @@ def _crop_bbox(shape, crop_size, rng):
     return y, y + ch, x, x + cw
 
 
-def random_crop(image, label, rng: np.random.Generator, crop_size=(512, 512),
-                cat_max_ratio=0.75, ignore_index=IGNORE_INDEX):  # fmt: skip
+def random_crop(
+    image, label, rng: np.random.Generator, crop_size=(512, 512), cat_max_ratio=0.75, ignore_index=IGNORE_INDEX
+):
     """mmseg ``RandomCrop(crop_size=(h, w), cat_max_ratio)``.
 
     With ``cat_max_ratio < 1`` up to 10 crops are tried until one holds at least two classes
@@ -122,9 +122,14 @@ def _convert(img, alpha=1.0, beta=0.0):
     return cv2.LUT(img, _convert_lut(alpha, beta))
 
 
-def photometric_distortion(image, rng: np.random.Generator, brightness_delta=32,
-                           contrast_range=(0.5, 1.5), saturation_range=(0.5, 1.5),
-                           hue_delta=18):  # fmt: skip
+def photometric_distortion(
+    image,
+    rng: np.random.Generator,
+    brightness_delta=32,
+    contrast_range=(0.5, 1.5),
+    saturation_range=(0.5, 1.5),
+    hue_delta=18,
+):
     """mmseg ``PhotoMetricDistortion``: each step applied with probability 1/2.
 
     brightness (+U(-delta, delta)) -> contrast either here or last (coin flip) -> saturation
@@ -236,19 +241,11 @@ class TrainTransform:
     random = True  # indexes are global stream positions (see data.SegDataset)
 
     def __post_init__(self):
-        object.__setattr__(
-            self, "crop_size", tuple(int(v) for v in _pair(self.crop_size, "crop_size"))
-        )
-        object.__setattr__(
-            self, "base_size", tuple(int(v) for v in _pair(self.base_size, "base_size"))
-        )
-        object.__setattr__(
-            self, "ratio_range", tuple(float(v) for v in _pair(self.ratio_range, "ratio_range"))
-        )
+        object.__setattr__(self, "crop_size", tuple(int(v) for v in _pair(self.crop_size, "crop_size")))
+        object.__setattr__(self, "base_size", tuple(int(v) for v in _pair(self.base_size, "base_size")))
+        object.__setattr__(self, "ratio_range", tuple(float(v) for v in _pair(self.ratio_range, "ratio_range")))
         if min(self.crop_size) < 1 or min(self.base_size) < 1:
-            raise SegaugError(
-                f"crop_size {self.crop_size} / base_size {self.base_size} must be positive"
-            )
+            raise SegaugError(f"crop_size {self.crop_size} / base_size {self.base_size} must be positive")
         if not 0 < self.ratio_range[0] <= self.ratio_range[1]:
             raise SegaugError(f"ratio_range {self.ratio_range} must satisfy 0 < low <= high")
 
@@ -277,9 +274,7 @@ class ValTransform:
 
     def __post_init__(self):
         if self.test_scale is not None:
-            object.__setattr__(
-                self, "test_scale", tuple(int(v) for v in _pair(self.test_scale, "test_scale"))
-            )
+            object.__setattr__(self, "test_scale", tuple(int(v) for v in _pair(self.test_scale, "test_scale")))
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng=None):
         """(uint8 HxWx3 image, uint8 label at its own size, (h, w) of the image)."""

@@ -21,8 +21,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from segaug.io import read_json, write_json
 

@@ -32,15 +32,15 @@ import inspect
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
+from segaug.errors import SegaugError
 from segaug.vlm.cache import ResponseCache, cache_key
 from segaug.vlm.parse import ANSWER_FORMATS, COORDINATES, parse_answer
 from segaug.vlm.prompt import build_messages, image_digest, prompt_text
-from segaug.errors import SegaugError
 from segaug.vlm.providers import Provider, VLMError
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,15 @@ class VLMPlacementClient:
     ``base_url``, the model and the status. Later, the same errors are counted fallbacks.
     """
 
-    def __init__(self, provider: Provider, cache: ResponseCache | None = None,
-                 budget: RequestBudget | None = None, n_points: int = 5,
-                 answer_format: str = "auto", coordinates: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        provider: Provider,
+        cache: ResponseCache | None = None,
+        budget: RequestBudget | None = None,
+        n_points: int = 5,
+        answer_format: str = "auto",
+        coordinates: str | None = None,
+    ):
         if int(n_points) < 1:
             raise ValueError(f"n_points must be at least 1, got {n_points}")
         if answer_format not in ANSWER_FORMATS:
@@ -156,8 +162,9 @@ class VLMPlacementClient:
         """The cache key of this request (:func:`segaug.vlm.cache.cache_key`)."""
         params = dict(getattr(self.provider, "params", {}) or {})
         params["n_points"] = self.n_points
-        return cache_key(self.provider.name, self.provider.model, prompt_text(messages),
-                         image_digest(image, mask_rgb), params)  # fmt: skip
+        return cache_key(
+            self.provider.name, self.provider.model, prompt_text(messages), image_digest(image, mask_rgb), params
+        )
 
     def _ask(self, messages: list[dict]) -> tuple[str | None, int, VLMError | str | None]:
         """Call the provider: (answer text or None, requests made, error or None)."""
@@ -180,8 +187,13 @@ class VLMPlacementClient:
         except VLMError as e:
             self._stop_if_fatal(e)
             msg = str(e)
-            return None, made, e if msg.startswith("provider error:") else VLMError(
-                f"provider error: {msg}", status=e.status, kind=e.kind)  # fmt: skip
+            return (
+                None,
+                made,
+                e
+                if msg.startswith("provider error:")
+                else VLMError(f"provider error: {msg}", status=e.status, kind=e.kind),
+            )
         self.answered += 1
         return text, made, None
 
@@ -241,9 +253,15 @@ class VLMPlacementClient:
         parsed = parse_answer(text, W, H, self.n_points, self.answer_format, self.coordinates, resized)
         if parsed.error:
             log.warning("VLM answer for %s did not parse: %s", class_name, parsed.error)
-        return Proposal(points=list(parsed.points), cached=cached, requests=requests,
-                        dropped_outside=parsed.dropped_outside, error=parsed.error,
-                        cause="parse error" if parsed.error else None, convention=parsed.convention)  # fmt: skip
+        return Proposal(
+            points=list(parsed.points),
+            cached=cached,
+            requests=requests,
+            dropped_outside=parsed.dropped_outside,
+            error=parsed.error,
+            cause="parse error" if parsed.error else None,
+            convention=parsed.convention,
+        )
 
     def _meta(self, class_name, size, surfaces, image_size, elapsed_s: float) -> dict:
         """What a cache entry records besides the answer (never credentials)."""

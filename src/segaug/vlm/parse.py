@@ -144,8 +144,13 @@ QWEN_MIN_PIXELS = 4 * 28 * 28  # 3136
 QWEN_MAX_PIXELS = 16384 * 28 * 28  # 12845056
 
 
-def smart_resize(height: int, width: int, factor: int = QWEN_FACTOR, min_pixels: int = QWEN_MIN_PIXELS,
-                 max_pixels: int = QWEN_MAX_PIXELS) -> tuple[int, int]:  # fmt: skip
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = QWEN_FACTOR,
+    min_pixels: int = QWEN_MIN_PIXELS,
+    max_pixels: int = QWEN_MAX_PIXELS,
+) -> tuple[int, int]:
     """(height, width) of the image as Qwen2.5-VL's processor resizes it (qwen-vl-utils' rule).
 
     Both sides become multiples of ``factor`` (rounded), keeping the aspect ratio, with the
@@ -284,8 +289,9 @@ def parse_answer(
         return ParseResult(error=f"parse error: schema mismatch {shape}")
     family, name, raw = shape
     if answer_format != "auto" and family != answer_format and name != "[]":
-        return ParseResult(error=f"parse error: the answer is in the {family} format ({name}) "
-                                 f"but vlm.answer_format is {answer_format}")  # fmt: skip
+        return ParseResult(
+            error=f"parse error: the answer is in the {family} format ({name}) but vlm.answer_format is {answer_format}"
+        )
     if name == "[]" and answer_format in DEFAULT_COORDINATES:
         family = answer_format
     coords = coordinates or DEFAULT_COORDINATES[family]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -35,18 +35,23 @@ ANSWER_SCHEMA_TEXT = '{"points": [{"x": <int>, "y": <int>}, ...]}'
 #: ``qwen`` and ``gemini`` ask in the model's own grounding format (Qwen2.5-VL cookbook
 #: "spatial understanding"; Gemini image understanding), which those models answer most reliably.
 ANSWER_TEXTS = {
-    "segaug": (ANSWER_SCHEMA_TEXT,
-               "in pixels of the photo: origin at the top-left corner, x to the right, y downwards, "
-               "0 <= x < image width, 0 <= y < image height. x and y are integers.",
-               '{"points": []}'),
-    "qwen": ('[{"point_2d": [x, y], "label": "<class>"}, ...]',
-             "as absolute pixel coordinates [x, y] of the photo as you see it: origin at the top-left corner.",
-             "[]"),
-    "gemini": ('[{"point": [y, x], "label": "<class>"}, ...]',
-               "as [y, x] normalized to 0-1000: origin at the top-left corner, (1000, 1000) the bottom-right.",
-               "[]"),
+    "segaug": (
+        ANSWER_SCHEMA_TEXT,
+        "in pixels of the photo: origin at the top-left corner, x to the right, y downwards, "
+        "0 <= x < image width, 0 <= y < image height. x and y are integers.",
+        '{"points": []}',
+    ),
+    "qwen": (
+        '[{"point_2d": [x, y], "label": "<class>"}, ...]',
+        "as absolute pixel coordinates [x, y] of the photo as you see it: origin at the top-left corner.",
+        "[]",
+    ),
+    "gemini": (
+        '[{"point": [y, x], "label": "<class>"}, ...]',
+        "as [y, x] normalized to 0-1000: origin at the top-left corner, (1000, 1000) the bottom-right.",
+        "[]",
+    ),
 }
-
 
 
 def system_prompt(answer_format: str = "segaug") -> str:

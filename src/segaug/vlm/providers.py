@@ -56,7 +56,8 @@ import logging
 import os
 import threading
 import urllib.parse
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from segaug.errors import SegaugError
 
@@ -73,8 +74,14 @@ class VLMError(SegaugError):
     could succeed (429, 5xx, timeouts, connection errors).
     """
 
-    def __init__(self, message: str, status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None, kind: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        kind: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.retryable = retryable
@@ -211,8 +218,10 @@ class OpenAICompatibleProvider:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (f"OpenAICompatibleProvider(base_url={self.base_url!r}, model={self.model!r}, "
-                f"api_key_env={self.api_key_env!r})")  # fmt: skip
+        return (
+            f"OpenAICompatibleProvider(base_url={self.base_url!r}, model={self.model!r}, "
+            f"api_key_env={self.api_key_env!r})"
+        )
 
     @property
     def params(self) -> dict[str, Any]:
@@ -226,8 +235,9 @@ class OpenAICompatibleProvider:
         """(width, height) of an image as the served Qwen2.5-VL processor resizes it."""
         from segaug.vlm.parse import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, smart_resize
 
-        h, w = smart_resize(height, width, self.factor, self.min_pixels or QWEN_MIN_PIXELS,
-                            self.max_pixels or QWEN_MAX_PIXELS)  # fmt: skip
+        h, w = smart_resize(
+            height, width, self.factor, self.min_pixels or QWEN_MIN_PIXELS, self.max_pixels or QWEN_MAX_PIXELS
+        )
         return w, h
 
     # -------------------------------------------------------------------------------- helpers
@@ -262,7 +272,7 @@ class OpenAICompatibleProvider:
             return
         try:
             detail = _snippet(response.read(), getattr(self._local, "key", None))
-        except Exception:  # noqa: BLE001 - a body we cannot read is only a log detail here
+        except Exception:
             detail = ""
         self._local.detail = detail
         log.warning("HTTP %d from %s (model %s): %s", response.status_code, self.url, self.model, detail)
@@ -274,9 +284,10 @@ class OpenAICompatibleProvider:
                 import openai
 
                 self._http = openai.DefaultHttpxClient(  # the client openai builds, without redirects
-                    follow_redirects=False, trust_env=True,
+                    follow_redirects=False,
+                    trust_env=True,
                     event_hooks={"request": [self._on_http_request], "response": [self._on_http_response]},
-                )  # fmt: skip
+                )
             return self._http
 
     def _client(self, key: str | None):
@@ -287,10 +298,14 @@ class OpenAICompatibleProvider:
         if key is not None:
             self._warn_plain_http()
         return openai.OpenAI(
-            api_key=key or "", admin_api_key="", base_url=self.base_url,
-            timeout=self.timeout_s, max_retries=self.max_retries, default_headers=headers,
+            api_key=key or "",
+            admin_api_key="",
+            base_url=self.base_url,
+            timeout=self.timeout_s,
+            max_retries=self.max_retries,
+            default_headers=headers,
             http_client=self.http_client(),
-        )  # fmt: skip
+        )
 
     def response_format(self) -> dict:
         from segaug.vlm.parse import POINTS_SCHEMA
@@ -311,13 +326,16 @@ class OpenAICompatibleProvider:
 
         if isinstance(e, openai.APIStatusError):
             detail = getattr(self._local, "detail", "") or _snippet(str(getattr(e, "message", e)), key)
-            return VLMError(f"provider error: HTTP {e.status_code} from {self.url}: {detail}",
-                            status=e.status_code, kind="http")  # fmt: skip
+            return VLMError(
+                f"provider error: HTTP {e.status_code} from {self.url}: {detail}", status=e.status_code, kind="http"
+            )
         if isinstance(e, openai.APITimeoutError):
             return VLMError(f"provider error: no answer from {self.url} within {self.timeout_s:g} s", kind="timeout")
         cause = e.__cause__ or e.__context__ or e
-        return VLMError(f"provider error: cannot reach {self.url}: {redact(str(cause), key) or type(cause).__name__}",
-                        kind="connection")  # fmt: skip
+        return VLMError(
+            f"provider error: cannot reach {self.url}: {redact(str(cause), key) or type(cause).__name__}",
+            kind="connection",
+        )
 
     # ------------------------------------------------------------------------------ the call
 
@@ -327,8 +345,12 @@ class OpenAICompatibleProvider:
 
         key = self.api_key()
         client = self._client(key)
-        kwargs = {"model": self.model, "messages": messages, "temperature": self.temperature,
-                  "max_tokens": self.max_tokens}  # fmt: skip
+        kwargs = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
         if key is None:
             kwargs["extra_headers"] = {"Authorization": openai.Omit()}  # no key, and never OPENAI_API_KEY's
         if self.structured and self.structured_supported:
@@ -344,8 +366,13 @@ class OpenAICompatibleProvider:
                     detail = self._local.detail or _snippet(str(e.message), key)
                     if "response_format" not in kwargs or not _names_response_format(detail):
                         raise
-                    log.warning("%s at %s does not take structured outputs (HTTP 400: %s); asking without "
-                                "response_format from now on", self.model, self.base_url, detail)  # fmt: skip
+                    log.warning(
+                        "%s at %s does not take structured outputs (HTTP 400: %s); asking without "
+                        "response_format from now on",
+                        self.model,
+                        self.base_url,
+                        detail,
+                    )
                     self.structured_supported = False
                     del kwargs["response_format"]
             body = raw.http_response.content
@@ -361,6 +388,7 @@ class OpenAICompatibleProvider:
             if self._http is not None:
                 self._http.close()
                 self._http = None
+
 
 # ------------------------------------------------------------------------------- local Qwen
 
@@ -411,8 +439,14 @@ class LocalQwenProvider:
 
     name = "local-qwen"
 
-    def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", device: str = "auto", max_new_tokens: int = 128,
-                 min_pixels: int | None = None, max_pixels: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model: str = "Qwen/Qwen2.5-VL-7B-Instruct",
+        device: str = "auto",
+        max_new_tokens: int = 128,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+    ):
         from segaug.device import resolve_device
         from segaug.generative import hub
 
@@ -479,5 +513,5 @@ class LocalQwenProvider:
                 out = net.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         except torch.OutOfMemoryError as e:
             raise VLMError(f"provider error: {self.model} ran out of memory on {self.device} ({e})") from None
-        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
         return processor.batch_decode(new_tokens, skip_special_tokens=True)[0]

@@ -113,21 +113,37 @@ def qwen_config(vocab: dict[str, int]):
     from transformers import Qwen2_5_VLConfig
 
     vision = dict(
-        depth=1, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=PATCH_SIZE,
-        spatial_merge_size=MERGE_SIZE, temporal_patch_size=TEMPORAL_PATCH_SIZE,
-        window_size=PATCH_SIZE * MERGE_SIZE * 2, out_hidden_size=64, fullatt_block_indexes=[0],
+        depth=1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=4,
+        patch_size=PATCH_SIZE,
+        spatial_merge_size=MERGE_SIZE,
+        temporal_patch_size=TEMPORAL_PATCH_SIZE,
+        window_size=PATCH_SIZE * MERGE_SIZE * 2,
+        out_hidden_size=64,
+        fullatt_block_indexes=[0],
     )
     text = dict(
-        vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+        vocab_size=len(vocab),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-        bos_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|im_end|>"],
+        bos_token_id=vocab["<|endoftext|>"],
+        eos_token_id=vocab["<|im_end|>"],
         pad_token_id=vocab["<|endoftext|>"],
     )
     return Qwen2_5_VLConfig(
-        text_config=text, vision_config=vision,
-        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
-        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"],
+        text_config=text,
+        vision_config=vision,
+        image_token_id=vocab["<|image_pad|>"],
+        video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"],
+        vision_end_token_id=vocab["<|vision_end|>"],
     )
 
 

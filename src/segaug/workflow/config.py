@@ -37,9 +37,7 @@ def validate_config(cfg: dict, schema_path: str | Path) -> tuple[dict, list[str]
     if not problems:
         for name, s in cfg["splits"].items():
             if s["dataset"] not in cfg["datasets"]:
-                problems.append(
-                    f"key 'splits.{name}.dataset': unknown dataset '{s['dataset']}'"
-                )
+                problems.append(f"key 'splits.{name}.dataset': unknown dataset '{s['dataset']}'")
             for part in ("train", "val"):
                 kind, _, ref = s[part].partition(":")
                 if kind == "list" and ref not in cfg.get("lists", {}):
@@ -92,11 +90,7 @@ def trainset_problems(cfg, key, trainsets):
         elif kind == "gen" and name not in expand_variants(cfg):
             problems.append(
                 f"key '{key}': no variant '{name}' in 'generative.variants'"
-                + (
-                    ""
-                    if cfg.get("generative")
-                    else " (the config has no 'generative' section)"
-                )
+                + ("" if cfg.get("generative") else " (the config has no 'generative' section)")
             )
     return problems
 
@@ -106,29 +100,19 @@ def context_problems(cfg):
     problems = []
     ctx, methods = cfg.get("context"), set(cfg["paste"])
     if methods & {"context", "vlm"} and not ctx:
-        problems.append(
-            "key 'paste': context and vlm paste need a 'context' section (surfaces, rules)"
-        )
+        problems.append("key 'paste': context and vlm paste need a 'context' section (surfaces, rules)")
     if "vlm" in methods and not cfg.get("vlm"):
-        problems.append(
-            "key 'paste.vlm': vlm paste needs a 'vlm' section (provider, model)"
-        )
+        problems.append("key 'paste.vlm': vlm paste needs a 'vlm' section (provider, model)")
     if ctx:
         src = ctx["surfaces"]
         if src["source"] != "label" and "model" not in src:
-            problems.append(
-                f"key 'context.surfaces.model': source '{src['source']}' needs a model id"
-            )
+            problems.append(f"key 'context.surfaces.model': source '{src['source']}' needs a model id")
         if src["source"] == "sam_clip" and "clip_model" not in src:
-            problems.append(
-                "key 'context.surfaces.clip_model': source 'sam_clip' needs a CLIP model id"
-            )
+            problems.append("key 'context.surfaces.clip_model': source 'sam_clip' needs a CLIP model id")
         for cls, spec in ctx["rules"].items():
             missing = [x for x in spec["surfaces"] if x not in src["names"]]
             if missing:
-                problems.append(
-                    f"key 'context.rules.{cls}.surfaces': {missing} not in context.surfaces.names"
-                )
+                problems.append(f"key 'context.rules.{cls}.surfaces': {missing} not in context.surfaces.names")
     th = cfg.get("thesis")
     if th:
         for key, section in (("split", "splits"), ("model", "models")):
@@ -136,12 +120,8 @@ def context_problems(cfg):
                 problems.append(f"key 'thesis.{key}': unknown {key} '{th[key]}'")
         for k, row in enumerate(th["rows"]):
             if row["loss"] not in cfg["losses"]:
-                problems.append(
-                    f"key 'thesis.rows.{k}.loss': unknown loss '{row['loss']}'"
-                )
-        problems += trainset_problems(
-            cfg, "thesis.rows", [r["trainset"] for r in th["rows"]]
-        )
+                problems.append(f"key 'thesis.rows.{k}.loss': unknown loss '{row['loss']}'")
+        problems += trainset_problems(cfg, "thesis.rows", [r["trainset"] for r in th["rows"]])
         problems += trainset_problems(cfg, "thesis.examples", th.get("examples", []))
     return problems
 
@@ -158,10 +138,7 @@ def generative_problems(cfg):
                 continue
             inpaint = gen["generators"][g]["pipeline"] == "sdxl_inpaint"
             if inpaint != (v.get("prior") == "none"):
-                problems.append(
-                    f"key '{key}.prior': use prior 'none' with an sdxl_inpaint generator "
-                    "and only with it"
-                )
+                problems.append(f"key '{key}.prior': use prior 'none' with an sdxl_inpaint generator and only with it")
         if "table7" in (cfg.get("ablations") or {}):
             b = cfg["ablations"]["table7"]["base"]
             if b not in (gen.get("variants") or {}):

@@ -8,8 +8,9 @@ tested without Snakemake.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from segaug.workflow.config import table7_variant
 
@@ -30,9 +31,7 @@ class Run:
 
     def path(self, out: str, kind: str) -> str:
         """The run's directory: ``kind`` is ``train`` or ``eval``."""
-        return (
-            f"{out}/{self.dataset}/{self.split}/{kind}/{self.model}/{self.trainset}/{self.loss}/seed{self.seed}"
-        )
+        return f"{out}/{self.dataset}/{self.split}/{kind}/{self.model}/{self.trainset}/{self.loss}/seed{self.seed}"
 
 
 class SyntheticSet(NamedTuple):
