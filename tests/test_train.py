@@ -777,3 +777,23 @@ def test_aux_head_trains_resumes_and_evaluates(shapes, tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     _, sc = evaluate(tmp_path / "a" / "model.pt", va, table, device="cpu")
     assert sc["miou"] == pytest.approx(a["history"][-1]["val_miou"])
+
+
+def test_a_toy_model_family_is_one_builder_and_one_registry_line(monkeypatch):
+    from segaug.train import models
+
+    class Toy(torch.nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, n, 1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    family = models.ModelFamily("toy", lambda c: c["arch"] == "Toy", lambda c, n: Toy(n))
+    monkeypatch.setattr(models, "MODEL_FAMILIES", [family, *models.MODEL_FAMILIES])
+    m = models.create_model({"arch": "Toy"}, 5)
+    assert isinstance(m, Toy) and m(torch.zeros(1, 3, 8, 8)).shape == (1, 5, 8, 8)
+    assert not models.has_own_loss({"arch": "Toy"}) and models.has_own_loss({"arch": "Mask2Former"})
+    assert models.model_family({"arch": "PSPNet"}).name == "smp"
+    assert models.model_family({"arch": "PSPNet", "backend": "mmseg"}).name == "mmseg"

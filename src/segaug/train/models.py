@@ -41,6 +41,8 @@ gives its own optimizer groups.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -132,10 +134,35 @@ def _arch_name(cfg) -> str:
     return str(cfg.get("arch", "")).lower() if isinstance(cfg, dict) else ""
 
 
+@dataclass(frozen=True)
+class ModelFamily:
+    """A kind of model :func:`create_model` can build: which configs it takes, how to build
+    one, and whether it trains with its own loss (``model.loss(x, target)``) rather than a
+    pixel-wise loss of :mod:`segaug.train.losses`. A new family is one module with its
+    ``build(cfg, num_classes)`` and a :func:`register_family` line below."""
+
+    name: str
+    matches: Callable[[dict], bool]
+    build: Callable[[dict, int], torch.nn.Module]
+    own_loss: bool = False
+
+
+MODEL_FAMILIES: list[ModelFamily] = []  # the first family whose ``matches`` is true builds it
+
+
+def register_family(family: ModelFamily, first: bool = False) -> ModelFamily:
+    MODEL_FAMILIES.insert(0, family) if first else MODEL_FAMILIES.append(family)
+    return family
+
+
+def model_family(cfg: dict) -> ModelFamily:
+    return next(f for f in MODEL_FAMILIES if f.matches(cfg))
+
+
 def has_own_loss(cfg: dict) -> bool:
     """Whether the model of ``cfg`` trains with its own ``loss(x, target)`` (Mask2Former's
     matching losses) instead of a pixel-wise loss from :mod:`segaug.train.losses`."""
-    return _arch_name(cfg) == "mask2former" and cfg.get("backend", "smp") == "smp"
+    return isinstance(cfg, dict) and "arch" in cfg and model_family(cfg).own_loss
 
 
 def _arch_class(arch: str):
@@ -166,14 +193,12 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
     """
     if not isinstance(cfg, dict) or "arch" not in cfg:
         raise SegaugError(f"model config must be a mapping with an 'arch' key, got {cfg!r}")
-    from segaug.train import mmseg_backend
+    return model_family(cfg).build(cfg, num_classes)
 
-    if mmseg_backend.is_mmseg(cfg):
-        return mmseg_backend.create_model(cfg, num_classes)
-    if _arch_name(cfg) == "mask2former":
-        from segaug.train import mask2former
 
-        return mask2former.build(cfg, num_classes)
+def _build_smp(cfg: dict, num_classes: int) -> torch.nn.Module:
+    """segmentation-models-pytorch: any smp arch and encoder, smp's or mmseg's decode head,
+    the auxiliary FCN head (the R50-D8 recipe)."""
     import segmentation_models_pytorch as smp
 
     cfg = dict(cfg)
@@ -286,3 +311,26 @@ def predict_whole(model: torch.nn.Module, image: torch.Tensor, multiple: int, ou
             logits.float(), size=tuple(out_size), mode="bilinear", align_corners=False
         )
     return logits
+
+
+def _is_mmseg(cfg: dict) -> bool:
+    from segaug.train import mmseg_backend
+
+    return mmseg_backend.is_mmseg(cfg)
+
+
+def _build_mmseg(cfg: dict, num_classes: int) -> torch.nn.Module:
+    from segaug.train import mmseg_backend
+
+    return mmseg_backend.create_model(cfg, num_classes)
+
+
+def _build_mask2former(cfg: dict, num_classes: int) -> torch.nn.Module:
+    from segaug.train import mask2former
+
+    return mask2former.build(cfg, num_classes)
+
+
+register_family(ModelFamily("mmseg", _is_mmseg, _build_mmseg))
+register_family(ModelFamily("mask2former", lambda c: _arch_name(c) == "mask2former", _build_mask2former, own_loss=True))
+register_family(ModelFamily("smp", lambda c: True, _build_smp))
