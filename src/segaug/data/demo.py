@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from segaug.data.canonical import IGNORE_INDEX, ClassTable, write_image, write_label, write_split
+from segaug.data.class_tables import DEMO_PALETTE
 from segaug.data.classnames import DEMO_CLASSES
 from segaug.errors import SegaugError
 from segaug.io import atomic_path
@@ -34,15 +35,7 @@ from segaug.io import atomic_path
 log = logging.getLogger(__name__)
 
 GRASS, ROAD, WATER, BUILDING, TREE, CAR, BOAT = range(7)
-PALETTE = (
-    (60, 160, 60),  # grass
-    (128, 128, 128),  # road
-    (40, 90, 200),  # water
-    (200, 120, 60),  # building
-    (20, 90, 30),  # tree
-    (230, 30, 30),  # car
-    (250, 230, 40),  # boat
-)
+PALETTE = DEMO_PALETTE  # one home: segaug.data.class_tables (the workflow reads it at start-up)
 MINORITY = (CAR, BOAT)
 
 _CAR_COLOURS = ((205, 30, 30), (230, 55, 40), (185, 20, 55), (220, 35, 80))

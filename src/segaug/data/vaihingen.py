@@ -31,6 +31,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segaug.data.canonical import IGNORE_INDEX, ClassTable, write_image, write_label, write_split
+from segaug.data.class_tables import VAIHINGEN_PALETTE
+from segaug.data.classnames import VAIHINGEN_CLASSES
 from segaug.errors import SegaugError
 from segaug.io import atomic_path
 
@@ -38,9 +40,8 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- classes and the split
 
-from segaug.data.classnames import VAIHINGEN_CLASSES  # noqa: E402  (names also checked by the workflow)
 
-VAIHINGEN_COLOURS = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
+VAIHINGEN_COLOURS = VAIHINGEN_PALETTE  # the official ground-truth colours (segaug.data.class_tables)
 IGNORE_COLOUR = (0, 0, 0)  # pixels removed by the boundary erosion
 
 TRAIN_TILES = (1, 3, 5, 11, 13, 17, 21, 23, 26, 30, 32, 34, 37)
