@@ -289,14 +289,15 @@ def test_cache_roundtrip_layout_and_no_credentials(tmp_path, caplog):
     cache = ResponseCache(tmp_path)
     key = cache_key("p", "m", "prompt", "digest", {"temperature": 0.0})
     assert cache.get(key) is None
-    meta = {"model": "m", "params": {"max_tokens": 256}, "headers": {"Authorization": "Bearer x"}, "api_key": "x"}
+    auth = {"Authorization": "Bearer " + SECRET}  # the per-run throwaway value, never a literal
+    meta = {"model": "m", "params": {"max_tokens": 256}, "headers": auth, "api_key": SECRET}
     with caplog.at_level(logging.WARNING):
         path = cache.put(key, '{"points": []}', meta)
     assert path == tmp_path / key[:2] / f"{key}.json"
     assert cache.get(key) == '{"points": []}' and key in cache
     entry = json.loads(path.read_text())
     assert entry["meta"] == {"model": "m", "params": {"max_tokens": 256}}  # headers and api_key dropped
-    assert "Bearer" not in path.read_text()
+    assert "Bearer" not in path.read_text() and SECRET not in path.read_text()
     assert cache_key("p", "m", "prompt", "digest", {"temperature": 0.5}) != key
 
 
