@@ -190,8 +190,6 @@ def prepare(
 ) -> dict:
     """The ``voc`` dataset kind: ``cfg`` is its config block (``path`` of a devkit or export on
     disk, or ``year`` with the downloaded ``tar``), ``table`` its class table."""
-    from segaug.data.class_tables import VOC_VOID_COLOUR
-
     opts = dict(
         table=ClassTable.from_dict(table, "class table") if table else None,
         pascal=bool(cfg.get("year")),

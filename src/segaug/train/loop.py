@@ -402,13 +402,52 @@ def train(
     log.info("trained %d steps in %.1f s", steps, time.perf_counter() - t0)
 
     history = list(module.history)
+    best = save_model_file(
+        out_model,
+        module.model,
+        history,
+        model_cfg=model_cfg,
+        num_classes=num_classes,
+        class_table=class_table,
+        run_info=run_info,
+        steps=steps,
+        seed=seed,
+        train_cfg=cfg,
+        loss_cfg=loss_cfg,
+    )
+    write_text(out_curve, curve_csv(history))
+    if not keep_state:
+        (state_dir / "last.ckpt").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: a .stale checkpoint stays for the user
+            state_dir.rmdir()
+    return {"steps": steps, "best": best, "history": history, "resumed_from": str(ckpt_path) if ckpt_path else None}
+
+
+def save_model_file(
+    out_model,
+    model,
+    history,
+    *,
+    model_cfg,
+    num_classes,
+    class_table,
+    run_info,
+    steps,
+    seed,
+    train_cfg,
+    loss_cfg,
+    extra=None,
+) -> dict:
+    """Write the model file both backends end with (weights, configs, run, curve history);
+    ``extra``: backend fields after ``model_cfg``. Returns the best step {"step", "miou"}."""
     valid = [h for h in history if not np.isnan(h["val_miou"])]
     best = max(valid, key=lambda h: h["val_miou"]) if valid else None
     best = {"step": best["step"], "miou": best["val_miou"]} if best else {"step": None, "miou": None}
-    state_dict = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
+    state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {
         "format": MODEL_FORMAT,
         "model_cfg": dict(model_cfg),
+        **(extra or {}),
         "num_classes": num_classes,
         "class_names": list(class_table.names),
         "state_dict": state_dict,
@@ -416,19 +455,14 @@ def train(
         "steps": steps,
         "best": best,
         "seed": int(seed),
-        "train_cfg": {k: v for k, v in cfg.items()},
-        "loss_cfg": {k: v for k, v in loss_cfg.items()},
-        "test_scale": cfg["test_scale"],
+        "train_cfg": dict(train_cfg),
+        "loss_cfg": dict(loss_cfg),
+        "test_scale": train_cfg["test_scale"],
         "history": history,
     }
     with atomic_path(out_model) as tmp:
         torch.save(payload, tmp)
-    write_text(out_curve, curve_csv(history))
-    if not keep_state:
-        (state_dir / "last.ckpt").unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # not empty: a .stale checkpoint stays for the user
-            state_dir.rmdir()
-    return {"steps": steps, "best": best, "history": history, "resumed_from": str(ckpt_path) if ckpt_path else None}
+    return best
 
 
 def curve_csv(history: Sequence[dict]) -> str:

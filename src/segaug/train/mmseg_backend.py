@@ -448,15 +448,15 @@ def train(
 ) -> dict:
     """:func:`segaug.train.loop.train` for ``backend: mmseg`` (same arguments and outputs;
     ``stop_at`` makes the run fail before that step, as a kill would)."""
-    from segaug.io import atomic_path, write_text
+    from segaug.io import write_text
     from segaug.train.data import SegDataset, StreamSampler
     from segaug.train.loop import (
-        MODEL_FORMAT,
         _check_resume,
         _fingerprint,
         curve_csv,
         resolve_loss_cfg,
         resolve_train_cfg,
+        save_model_file,
     )
     from segaug.train.models import resolve_device
     from segaug.train.transforms import TrainTransform, ValTransform
@@ -554,30 +554,20 @@ def train(
     log.info("trained %d steps in %.1f s (mmseg backend)", steps, time.perf_counter() - t0)
 
     history = list(hook.history)
-    valid = [h for h in history if not np.isnan(h["val_miou"])]
-    best = max(valid, key=lambda h: h["val_miou"]) if valid else None
-    best = {"step": best["step"], "miou": best["val_miou"]} if best else {"step": None, "miou": None}
-    seg = getattr(runner.model, "module", runner.model)
-    state_dict = {k: v.detach().cpu().clone() for k, v in seg.state_dict().items()}
-    payload = {
-        "format": MODEL_FORMAT,
-        "backend": "mmseg",
-        "model_cfg": dict(model_cfg),
-        "mmseg_model": mm_cfg.model.to_dict(),
-        "num_classes": num_classes,
-        "class_names": list(class_table.names),
-        "state_dict": state_dict,
-        "run": dict(run_info or {}),
-        "steps": steps,
-        "best": best,
-        "seed": int(seed),
-        "train_cfg": dict(cfg),
-        "loss_cfg": dict(loss_cfg),
-        "test_scale": cfg["test_scale"],
-        "history": history,
-    }
-    with atomic_path(out_model) as tmp:
-        torch.save(payload, tmp)
+    best = save_model_file(
+        out_model,
+        getattr(runner.model, "module", runner.model),
+        history,
+        model_cfg=model_cfg,
+        num_classes=num_classes,
+        class_table=class_table,
+        run_info=run_info,
+        steps=steps,
+        seed=seed,
+        train_cfg=cfg,
+        loss_cfg=loss_cfg,
+        extra={"backend": "mmseg", "mmseg_model": mm_cfg.model.to_dict()},
+    )
     write_text(out_curve, curve_csv(history))
     if not keep_state:
         for p in state_dir.iterdir():  # mmengine's checkpoints, marker, config dump, logs
