@@ -1,5 +1,6 @@
-# Config access, validation, wildcard constraints and path helpers.
-# The only Python in the workflow besides the scripts: rules call these helpers.
+# The config check, the config's lists (datasets, methods, models, ...), wildcard constraints and
+# the path and lookup helpers the rules of every family share; family-specific input functions
+# live in rules/helpers/{family}.smk.
 
 import dataclasses
 import json
@@ -17,8 +18,8 @@ SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 # are checked before any job runs (these modules use the standard library only: the Snakemake
 # process needs no numpy).
 sys.path.insert(0, str(SRC))
-from segaug.data.kinds import get_kind
-from segaug.data.sources import dataset_fingerprint
+from segaug.data.kinds import dataset_fingerprint, get_kind
+from segaug.paste.methods import get_method
 from segaug.workflow import plan
 from segaug.workflow.config import expand_variants, validate_config
 
@@ -50,14 +51,14 @@ OUT = config["outdir"].rstrip("/")
 RAW = config.get("raw_dir", "resources/raw").rstrip("/")
 SEEDS = [int(s) for s in config["seeds"]]
 HF_HOME = config.get("hf_home", "resources/huggingface").rstrip("/")
-PASTE_METHODS = sorted(config["paste"])
+CONFIG_PASTE_METHODS = sorted(config["paste"])  # the methods this config pastes with
 GEN = config.get("generative") or {}
 VARIANTS = expand_variants(config)
 FIGURES = plan.figures_cfg(
     config
 )  # model, split and samples of Table 2 / Figure 5 / the grid
 TRAINSETS = (
-    ["origin"] + [f"paste-{m}" for m in PASTE_METHODS] + [f"gen-{v}" for v in VARIANTS]
+    ["origin"] + [f"paste-{m}" for m in CONFIG_PASTE_METHODS] + [f"gen-{v}" for v in VARIANTS]
 )
 PRIORS = ("lineart", "canny", "sketch")
 TINY_KINDS = (
@@ -81,7 +82,7 @@ def _alt(values):
 wildcard_constraints:
     dataset=_alt(config["datasets"]),
     split=_alt(config["splits"]),
-    method=_alt(PASTE_METHODS),
+    method=_alt(CONFIG_PASTE_METHODS),
     model=_alt(config["models"]),
     trainset=_alt(TRAINSETS),
     loss=_alt(config["losses"]),
@@ -118,10 +119,16 @@ def dataset_dir(dataset):
 
 
 def split_dataset(split):
-    return config["splits"][split]["dataset"]
+    return plan.split_dataset(config, split)
 
 
-def check_split(wildcards):
+def split_list(dataset, split, part):
+    """The id list of a split's ``part`` (train or val), as make_split writes it."""
+    return f"{OUT}/{dataset}/{split}/splits/{part}.txt"
+
+
+def require_split_of_dataset(wildcards):
+    """A path's {split} must belong to its {dataset} (one error line naming both)."""
     if split_dataset(wildcards.split) != wildcards.dataset:
         raise WorkflowError(
             f"split '{wildcards.split}' belongs to dataset "
@@ -131,10 +138,10 @@ def check_split(wildcards):
 
 def split_inputs_train(wildcards):
     """The dataset and the split's train list (what the generative rules read)."""
-    check_split(wildcards)
+    require_split_of_dataset(wildcards)
     return {
         "dataset": dataset_dir(wildcards.dataset),
-        "train_list": f"{OUT}/{wildcards.dataset}/{wildcards.split}/splits/train.txt",
+        "train_list": split_list(wildcards.dataset, wildcards.split, "train"),
     }
 
 

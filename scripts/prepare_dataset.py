@@ -33,8 +33,7 @@ import logging
 from pathlib import Path
 
 from segaug.cli import json_arg, run
-from segaug.data.class_tables import dataset_class_table
-from segaug.data.kinds import KINDS, get_kind
+from segaug.data.kinds import REGISTRY, dataset_class_table, get_kind
 from segaug.data.voc import YEARS
 from segaug.errors import SegaugError
 
@@ -46,7 +45,7 @@ def parse_args(argv=None):
     ap.add_argument(
         "--config-json", type=json_arg, help="the dataset's config block (datasets.NAME), as the workflow passes it"
     )
-    ap.add_argument("--kind", choices=sorted(KINDS), help="by hand: the kind (with the flags below)")
+    ap.add_argument("--kind", choices=sorted(REGISTRY), help="by hand: the kind (with the flags below)")
     ap.add_argument(
         "--out",
         required=True,
@@ -63,38 +62,55 @@ def parse_args(argv=None):
     src.add_argument("--voc-tar", type=Path, help="the VOCtrainval tarball")
     src.add_argument("--voc-root", type=Path, help="an extracted devkit already on disk (used in place)")
     vh = ap.add_argument_group("vaihingen (ISPRS 2D semantic labeling; sets train/val/test = the thesis tiles)")
-    vh.add_argument("--root", type=Path, help="the Vaihingen download (top/, ...), or the canonical dataset to check")
-    vh.add_argument("--patch-size", type=int, default=512)
-    vh.add_argument("--stride", type=int, default=512)
+    ap.add_argument("--root", type=Path, help="the dataset on disk (config key path), for any kind that has one")
+    vh.add_argument("--patch-size", type=int, help="default 512")
+    vh.add_argument("--stride", type=int, help="default 512")
     vh.add_argument("--eroded", action="store_true", help="use the _noBoundary labels (boundaries ignored)")
     demo = ap.add_argument_group("demo")
-    demo.add_argument("--num-train", type=int, default=48)
-    demo.add_argument("--num-val", type=int, default=24)
-    demo.add_argument("--width", type=int, default=160)
-    demo.add_argument("--height", type=int, default=120)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--num-train", type=int, help="default 48")
+    demo.add_argument("--num-val", type=int, help="default 24")
+    demo.add_argument("--width", type=int, help="default 160")
+    demo.add_argument("--height", type=int, help="default 120")
+    demo.add_argument("--seed", type=int, help="default 0")
     return ap.parse_args(argv)
 
 
+# hand flag -> config key; each kind keeps the keys its registry entry declares
+FLAG_KEYS = {
+    "root": "path",
+    "voc_root": "path",
+    "year": "year",
+    "ignore_color": "ignore_color",
+    "patch_size": "patch_size",
+    "stride": "stride",
+    "eroded": "eroded",
+    "num_train": "num_train",
+    "num_val": "num_val",
+    "width": "width",
+    "height": "height",
+    "seed": "seed",
+}
+
+
 def config_from_flags(args) -> dict:
-    """The config block the hand flags stand for (what the workflow passes as --config-json)."""
+    """The config block the hand flags stand for (what the workflow passes as --config-json):
+    the flags given whose keys the kind declares (segaug.data.kinds)."""
     if args.kind is None:
         raise SegaugError("give --config-json (a datasets: block) or --kind with its flags")
-    if args.kind == "demo":
-        keys = ("num_train", "num_val", "width", "height", "seed")
-        return {"kind": "demo", **{k: getattr(args, k) for k in keys}}
-    if args.kind in ("vaihingen", "canonical"):
-        if not args.root:
-            raise SegaugError(f"--kind {args.kind} needs --root, the directory of the dataset")
-        extra = {"patch_size": args.patch_size, "stride": args.stride, "eroded": args.eroded}
-        return {"kind": args.kind, "path": str(args.root), **(extra if args.kind == "vaihingen" else {})}
-    if not (args.voc_tar or args.voc_root):
-        raise SegaugError("--kind voc needs --voc-root (a devkit or export on disk) or --voc-tar and --year")
-    cfg = {"kind": "voc", "year": args.year, "path": str(args.voc_root) if args.voc_root else None}
-    if args.ignore_color:
-        cfg["ignore_color"] = args.ignore_color
+    kind = get_kind(args.kind)
+    cfg = {"kind": kind.name}
+    for dest, key in FLAG_KEYS.items():
+        value = getattr(args, dest)
+        if value not in (None, False) and key in kind.keys:
+            cfg[key] = str(value) if isinstance(value, Path) else value
     args.tar = args.tar or args.voc_tar
-    return {k: v for k, v in cfg.items() if v is not None}
+    if args.tar and "path" in cfg:
+        raise SegaugError("give the dataset on disk (--root / --voc-root) or the archive (--tar), not both")
+    if not args.tar:
+        problem = kind.missing_keys(cfg)
+        if problem:
+            raise SegaugError(f"--kind {kind.name}: {problem} (flags: --root for path, --year, ...)")
+    return cfg
 
 
 def main(argv=None):
@@ -103,7 +119,7 @@ def main(argv=None):
     kind = get_kind(cfg.get("kind"))
     table = args.classes_json or dataset_class_table("(command line)", cfg)
     summary = kind.prepare_function()(cfg, args.out, table=table, tar=args.tar, threads=args.threads)
-    log.info("prepared %s (%d images)", args.out, summary["images"])
+    log.info("prepared %s (%s images)", args.out, summary.get("images", "?"))
 
 
 if __name__ == "__main__":

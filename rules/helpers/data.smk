@@ -15,7 +15,7 @@ def split_source(wildcards, part):
 
 
 def split_inputs(wildcards):
-    check_split(wildcards)
+    require_split_of_dataset(wildcards)
     inputs = {"dataset": dataset_dir(wildcards.dataset)}
     if get_kind(dataset_cfg(wildcards.dataset)["kind"]).in_place:
         inputs["verified"] = dataset_ready(wildcards.dataset)

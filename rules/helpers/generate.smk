@@ -14,7 +14,7 @@ def needs_captions(variant):
 
 
 def generate_inputs(wildcards):
-    check_split(wildcards)
+    require_split_of_dataset(wildcards)
     v = VARIANTS[wildcards.variant]
     g = generator_cfg(v["generator"])
     gp = gen_prefix(wildcards.dataset, wildcards.split)

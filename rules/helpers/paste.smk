@@ -1,4 +1,6 @@
-# Input functions and argument builders of rules/paste.smk (pasted sets).
+# Input functions and argument builders of rules/paste.smk (pasted sets). What a method needs
+# comes from its registry entry (segaug.paste.methods): the config sections it reads are passed
+# to the job, and each section may bring inputs of its own (SECTION_INPUTS).
 
 
 def needs_surface_maps():
@@ -6,17 +8,34 @@ def needs_surface_maps():
     return bool(ctx) and ctx["surfaces"]["source"] != "label"
 
 
+def context_inputs(wildcards):
+    """The open-vocabulary surface maps of the split, for surfaces that are not classes."""
+    if not needs_surface_maps():
+        return {}
+    return {"surfaces": f"{OUT}/{wildcards.dataset}/{wildcards.split}/surfaces"}
+
+
+def vlm_inputs(wildcards):
+    """A local VLM: the model files it loads."""
+    if config["vlm"]["provider"] != "local":
+        return {}
+    return {"models": model_inputs(config["vlm"]["model"])}
+
+
+# config section -> inputs a paste job reading that section needs
+SECTION_INPUTS = {"context": context_inputs, "vlm": vlm_inputs}
+
+
 def paste_inputs(wildcards):
-    check_split(wildcards)
+    require_split_of_dataset(wildcards)
     inputs = {
         "dataset": dataset_dir(wildcards.dataset),
-        "train_list": f"{OUT}/{wildcards.dataset}/{wildcards.split}/splits/train.txt",
+        "train_list": split_list(wildcards.dataset, wildcards.split, "train"),
         "pool": f"{OUT}/{wildcards.dataset}/{wildcards.split}/pool",
     }
-    if wildcards.method in ("context", "vlm") and needs_surface_maps():
-        inputs["surfaces"] = f"{OUT}/{wildcards.dataset}/{wildcards.split}/surfaces"
-    if wildcards.method == "vlm" and config["vlm"]["provider"] == "local":
-        inputs["models"] = model_inputs(config["vlm"]["model"])
+    for section in get_method(wildcards.method).sections:
+        if section in SECTION_INPUTS:
+            inputs.update(SECTION_INPUTS[section](wildcards))
     return inputs
 
 
@@ -29,12 +48,12 @@ def surfaces_inputs(wildcards):
 
 
 def paste_args(wildcards, input):
-    """The method's config block as one JSON argument, plus the sections it reads."""
-    out = [f"--options-json {jarg(config['paste'][wildcards.method])}"]
-    if wildcards.method in ("context", "vlm"):
-        out.append(f"--context-json {jarg(config['context'])}")
-        if "surfaces" in input.keys():
-            out.append(f"--surfaces {input.surfaces}")
-    if wildcards.method == "vlm":
-        out.append(f"--vlm-json {jarg(config['vlm'])}")
+    """The method's config block and the config sections it reads, as JSON arguments."""
+    method = get_method(wildcards.method)
+    out = [f"--options-json {jarg(config['paste'][method.name])}"]
+    if method.sections:
+        sections = {s: config[s] for s in method.sections}
+        out.append(f"--sections-json {jarg(sections)}")
+    if "surfaces" in input.keys():
+        out.append(f"--surfaces {input.surfaces}")
     return " ".join(out)

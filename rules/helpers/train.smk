@@ -2,12 +2,11 @@
 
 
 def train_inputs(wildcards):
-    check_split(wildcards)
-    prefix = f"{OUT}/{wildcards.dataset}/{wildcards.split}"
+    require_split_of_dataset(wildcards)
     inputs = {
         "dataset": dataset_dir(wildcards.dataset),
-        "train_list": f"{prefix}/splits/train.txt",
-        "val_list": f"{prefix}/splits/val.txt",
+        "train_list": split_list(wildcards.dataset, wildcards.split, "train"),
+        "val_list": split_list(wildcards.dataset, wildcards.split, "val"),
     }
     if pretrained(wildcards.model):
         inputs["weights"] = weights_marker(wildcards.model)

@@ -27,9 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from segaug.data.layout import IGNORE_INDEX
 from segaug.errors import SegaugError
-
-IGNORE_INDEX = 255
 
 
 def confusion_matrix(

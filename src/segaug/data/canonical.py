@@ -13,7 +13,8 @@ Labels hold class indices; palettes are for viewing only.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,10 @@ from PIL import Image, UnidentifiedImageError
 
 from segaug.data.class_tables import voc_palette
 from segaug.data.classnames import VOC_CLASSES
+from segaug.data.layout import IGNORE_INDEX, IMAGE_EXTS
 from segaug.data.sources import id_problem
 from segaug.errors import SegaugError
 from segaug.io import atomic_path, write_json
-
-IGNORE_INDEX = 255
-IMAGE_EXTS = (".jpg", ".png", ".jpeg")
 
 
 @dataclass(frozen=True)
@@ -179,14 +178,23 @@ def read_label(path: str | Path, num_classes: int | None = None) -> np.ndarray:
     return label
 
 
-def check_label_values(label: np.ndarray, num_classes: int, source) -> None:
-    values = np.unique(label)
-    bad = [int(v) for v in values if v >= num_classes and v != IGNORE_INDEX]
+def label_value_problem(label: np.ndarray, num_classes: int, source) -> str | None:
+    """Why ``label`` is not a label of a table of ``num_classes`` classes (a value that is
+    neither a class index nor the ignore index), or None."""
+    counts = np.bincount(label.ravel(), minlength=256)
+    bad = [int(v) for v in np.flatnonzero(counts) if v >= num_classes and v != IGNORE_INDEX]
     if bad:
-        raise SegaugError(
+        return (
             f"{source}: label values {bad} are outside the class table "
-            f"(0..{num_classes - 1}, 255 = ignore); fix the label or the class table"
+            f"(0..{num_classes - 1}, {IGNORE_INDEX} = ignore); fix the label or the class table"
         )
+    return None
+
+
+def check_label_values(label: np.ndarray, num_classes: int, source) -> None:
+    problem = label_value_problem(label, num_classes, source)
+    if problem:
+        raise SegaugError(problem)
 
 
 def write_label(path: str | Path, label: np.ndarray) -> None:
@@ -207,6 +215,63 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
             im.save(tmp, format="JPEG", quality=95)
         else:
             im.save(tmp, format="PNG")
+
+
+# ---------------------------------------------------------------- writing a dataset
+
+
+class CanonicalWriter:
+    """Writes one dataset in the canonical layout inside a staging directory (``root``); see
+    :func:`canonical_writer`. Every dataset kind writes through it."""
+
+    def __init__(self, root: Path, table: ClassTable):
+        self.root, self.table = root, table
+        self.ids: list[str] = []
+        self.sets: dict[str, list[str]] = {}
+        self.summary: dict | None = None
+        (root / "images").mkdir(parents=True)
+        (root / "labels").mkdir()
+
+    def add(self, image_id: str, image: np.ndarray | str | Path, label: np.ndarray, suffix: str = ".png") -> None:
+        """Image ``image_id``: an array (written as ``suffix``: PNG, or JPEG quality 95) or an
+        image file copied unchanged (its own suffix); and its label (class indices, checked)."""
+        why = id_problem(image_id)
+        if why:
+            raise SegaugError(f"{self.root}: {why}")
+        label = np.ascontiguousarray(label, dtype=np.uint8)
+        check_label_values(label, self.table.num_classes, f"label of {image_id}")
+        if isinstance(image, (str, Path)):
+            import shutil
+
+            shutil.copyfile(image, self.root / "images" / f"{image_id}{Path(image).suffix.lower()}")
+        else:
+            write_image(self.root / "images" / f"{image_id}{suffix}", image)
+        write_label(self.root / "labels" / f"{image_id}.png", label)
+        self.ids.append(image_id)
+
+    def add_set(self, name: str, ids: Sequence[str]) -> None:
+        """A split list ``sets/{name}.txt`` (written when the dataset is complete)."""
+        self.sets[name] = list(ids)
+
+    def finish(self) -> dict:
+        self.table.save(self.root / "classes.json")
+        for name, ids in self.sets.items():
+            write_split(self.root / "sets" / f"{name}.txt", ids)
+        return {"images": len(self.ids), "sets": {name: len(ids) for name, ids in self.sets.items()}}
+
+
+@contextmanager
+def canonical_writer(out_root: str | Path, table: ClassTable) -> Iterator[CanonicalWriter]:
+    """``with canonical_writer(out_root, table) as w:`` -- ``w.add(id, image, label)`` per
+    image, ``w.add_set(name, ids)`` per split list; when the block ends without an error the
+    class table and the lists are written and the directory is renamed onto ``out_root``
+    (:func:`segaug.io.atomic_path`: an error leaves nothing behind). ``w.summary`` then holds
+    ``{"images": n, "sets": {name: count}}``, what a kind's ``prepare`` returns at least.
+    Files of the kind's own (e.g. ``source.json``) go under ``w.root``."""
+    with atomic_path(out_root) as root:
+        w = CanonicalWriter(root, table)
+        yield w
+        w.summary = w.finish()
 
 
 # ---------------------------------------------------------------- splits and pairs

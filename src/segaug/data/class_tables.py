@@ -14,7 +14,8 @@ Where a table comes from, first match wins:
 3. a ``classes.json`` or ``labelmap.txt`` found in the dataset directory (``path``);
 4. the kind's own table: PASCAL VOC's 21 classes for ``kind: voc`` with a ``year`` (PASCAL VOC
    itself), the demo's 7, Vaihingen's 6. A ``kind: canonical`` dataset has its
-   ``classes.json``; a VOC-layout dataset without a ``year`` must bring a table.
+   ``classes.json``; a VOC-layout dataset without a ``year`` must bring a table; a kind that
+   names no lookup of its own (segaug.data.kinds) uses a table file in its ``path``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import json
 from pathlib import Path
 
 from segaug.data.classnames import DEMO_CLASSES, VAIHINGEN_CLASSES, VOC_CLASSES
+from segaug.data.layout import IGNORE_INDEX
 from segaug.errors import SegaugError
 
-IGNORE_INDEX = 255
 # The colour of VOC's "void" border (index 255) in the VOC colour map, which is also what
 # Datumaro/CVAT paint for it in colour-coded masks.
 VOC_VOID_COLOUR = (224, 224, 192)
@@ -241,9 +242,15 @@ def voc_table(name: str, d: dict) -> dict:
     )
 
 
-def dataset_class_table(name: str, d: dict) -> dict:
-    """The class table of ``datasets.NAME`` (a config block), as {names, palette, ignore_index,
-    source}: the config's, else the one its kind finds (segaug.data.kinds); errors name the key."""
-    from segaug.data.kinds import get_kind
-
-    return config_class_table(name, d) or get_kind(d["kind"]).class_table(name, d)
+def table_in_path(name: str, d: dict) -> dict:
+    """A ``classes.json`` or ``labelmap.txt`` in the dataset's ``path``: the class table of a kind
+    that brings none of its own."""
+    key = f"datasets.{name}"
+    root = Path(d["path"]) if d.get("path") else None
+    for fname in TABLE_FILES if root else ():
+        if (root / fname).is_file():
+            return {**read_table_file(root / fname), "source": str(root / fname)}
+    raise SegaugError(
+        f"{key}: no class table; put a classes.json or labelmap.txt in {d.get('path') or 'its path'}"
+        f" or set {key}.classes (and {key}.palette)"
+    )

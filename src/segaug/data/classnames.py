@@ -1,5 +1,6 @@
-"""Class names of the built-in datasets, importable without numpy (the workflow checks
-config class names against them before any job runs)."""
+"""Class names of the built-in datasets (PASCAL VOC, the demo, ISPRS Vaihingen), standard
+library only: the class tables of :mod:`segaug.data.class_tables` are built from them when the
+workflow starts."""
 
 VOC_CLASSES = (
     "background",
@@ -28,5 +29,3 @@ VOC_CLASSES = (
 DEMO_CLASSES = ("grass", "road", "water", "building", "tree", "car", "boat")
 
 VAIHINGEN_CLASSES = ("impervious surfaces", "building", "low vegetation", "tree", "car", "clutter")
-
-BUILTIN = {"voc": VOC_CLASSES, "demo": DEMO_CLASSES, "vaihingen": VAIHINGEN_CLASSES}

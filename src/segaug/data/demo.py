@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from segaug.data.canonical import IGNORE_INDEX, ClassTable, write_image, write_label, write_split
+from segaug.data.canonical import ClassTable, canonical_writer
 from segaug.data.class_tables import DEMO_PALETTE
 from segaug.data.classnames import DEMO_CLASSES
+from segaug.data.layout import IGNORE_INDEX
 from segaug.errors import SegaugError
-from segaug.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -353,18 +353,16 @@ def generate_demo(
     ids = [f"shapes_{i:05d}" for i in range(num_train + num_val)]
     counts = np.zeros(table.num_classes, np.int64)
     with_minority = np.zeros(table.num_classes, np.int64)
-    with atomic_path(out_root) as root:
+    with canonical_writer(out_root, table) as root:
         for i, image_id in enumerate(tqdm(ids, desc="demo images", unit="img", mininterval=5)):
             image, label = generate_image(np.random.default_rng([seed, i]), width, height)
-            write_image(root / "images" / f"{image_id}.png", image)
-            write_label(root / "labels" / f"{image_id}.png", label)
+            root.add(image_id, image, label)
             if i < num_train:
                 c = np.bincount(label.ravel(), minlength=256)[: table.num_classes]
                 counts += c
                 with_minority += c > 0
-        table.save(root / "classes.json")
-        write_split(root / "sets" / "train.txt", ids[:num_train])
-        write_split(root / "sets" / "val.txt", ids[num_train:])
+        root.add_set("train", ids[:num_train])
+        root.add_set("val", ids[num_train:])
     fractions = counts / max(1, counts.sum())
     summary = {
         "images": len(ids),

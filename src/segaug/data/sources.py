@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from segaug.data.class_tables import TABLE_FILES, find_voc_dir
+from segaug.data.layout import IMAGE_EXTS
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 PASCAL_SETS = ("train", "val")
 
 
@@ -105,14 +105,6 @@ def tree_sources(d: dict) -> tuple[Path, list[Path]]:
     return root, tree_files(root)
 
 
-def dataset_source_files(d: dict) -> tuple[Path, list[Path]] | None:
-    """(root, files) a ``datasets:`` entry is made from, or None where the workflow makes or
-    downloads it (the demo, a VOC tarball: Snakemake tracks those as files)."""
-    from segaug.data.kinds import get_kind
-
-    return get_kind(d["kind"]).source_files(d)
-
-
 def manifest(root: Path, files) -> list[list]:
     """[[path relative to root, size, mtime_ns], ...] of the files that exist."""
     out = []
@@ -131,13 +123,3 @@ def fingerprint(entries) -> str:
     for rel, size, mtime in entries:
         h.update(f"{rel}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()
-
-
-def dataset_fingerprint(d: dict) -> str:
-    """The fingerprint of a dataset's source files ('' for kinds the workflow makes itself)."""
-    found = dataset_source_files(d)
-    if found is None:
-        return ""
-    root, files = found
-    entries = manifest(root, files)
-    return f"{len(entries)} files, sha256 {fingerprint(entries)}"

@@ -30,11 +30,11 @@ from types import MappingProxyType
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segaug.data.canonical import IGNORE_INDEX, ClassTable, write_image, write_label, write_split
+from segaug.data.canonical import CanonicalWriter, ClassTable, canonical_writer
 from segaug.data.class_tables import VAIHINGEN_PALETTE
 from segaug.data.classnames import VAIHINGEN_CLASSES
+from segaug.data.layout import IGNORE_INDEX
 from segaug.errors import SegaugError
-from segaug.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -282,9 +282,9 @@ def _check_splits(splits: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
 
 
 def _convert_tile(
-    tile: int, image_path: Path, label_path: Path, root: Path, size: int, stride: int
+    tile: int, image_path: Path, label_path: Path, writer: CanonicalWriter, size: int, stride: int
 ) -> tuple[list[str], np.ndarray]:
-    """Cut one tile into patches under ``root``; returns the patch ids and the tile's
+    """Cut one tile into patches written by ``writer``; returns the patch ids and the tile's
     per-class pixel counts (index 6 counts ignore pixels)."""
     image = read_tif_rgb(image_path, "image")
     label = rgb_to_index(read_tif_rgb(label_path, "ground truth"), label_path)
@@ -296,8 +296,7 @@ def _convert_tile(
     ids = []
     for y, x in patch_grid(label.shape[0], label.shape[1], size, stride):
         pid = patch_id(tile, y, x)
-        write_image(root / "images" / f"{pid}.png", image[y : y + size, x : x + size])
-        write_label(root / "labels" / f"{pid}.png", label[y : y + size, x : x + size])
+        writer.add(pid, image[y : y + size, x : x + size], label[y : y + size, x : x + size])
         ids.append(pid)
     counts = np.bincount(label.ravel(), minlength=256)
     return ids, np.append(counts[: len(VAIHINGEN_CLASSES)], counts[IGNORE_INDEX])
@@ -342,9 +341,7 @@ def convert_vaihingen(
         "patches": {},
         "class_shares": {},
     }
-    with atomic_path(out_root) as out:
-        (out / "images").mkdir(parents=True)
-        (out / "labels").mkdir()
+    with canonical_writer(out_root, class_table()) as out:
         for name, tiles in splits.items():
             ids, counts = [], np.zeros(len(VAIHINGEN_CLASSES) + 1, dtype=np.int64)
             for tile in tiles:
@@ -352,10 +349,9 @@ def convert_vaihingen(
                 tile_ids, tile_counts = _convert_tile(tile, *paths[tile], out, patch_size, stride)
                 ids += tile_ids
                 counts += tile_counts
-            write_split(out / "sets" / f"{name}.txt", ids)
+            out.add_set(name, ids)
             summary["patches"][name] = len(ids)
             summary["class_shares"][name] = _shares(counts)
-        class_table().save(out / "classes.json")
     log.info("converted Vaihingen %s -> %s: %s patches", root, out_root, summary["patches"])
     return summary
 

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from segaug.data.canonical import label_value_problem
 from segaug.data.class_tables import VOC_VOID_COLOUR
+from segaug.data.layout import IGNORE_INDEX
 from segaug.data.sources import id_problem
 from segaug.errors import SegaugError
 
-IGNORE_INDEX = 255
 MAX_LISTED = 20
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, not decode to grey
 
@@ -155,17 +156,6 @@ def read_label_any(path: Path, colours: ColourMap | None) -> tuple[np.ndarray | 
         return None, f"{path}: cannot read label ({e}); replace it"
 
 
-def value_problem(label: np.ndarray, num_classes: int, source) -> str | None:
-    counts = np.bincount(label.ravel(), minlength=256)
-    bad = [v for v in np.flatnonzero(counts) if v >= num_classes and v != IGNORE_INDEX]
-    if bad:
-        return (
-            f"{source}: label values {[int(v) for v in bad]} are outside the class table "
-            f"(0..{num_classes - 1}, 255 = ignore); fix the label or the class table"
-        )
-    return None
-
-
 @dataclass
 class Pair:
     id: str
@@ -181,7 +171,7 @@ def check_pair(pair: Pair, num_classes: int, colours: ColourMap | None) -> tuple
     label, why = read_label_any(pair.label, colours)
     problems.append(why)
     if label is not None:
-        problems.append(value_problem(label, num_classes, pair.label))
+        problems.append(label_value_problem(label, num_classes, pair.label))
         if size is not None and size != (label.shape[1], label.shape[0]):
             problems.append(
                 f"{pair.label}: label size {label.shape[1]}x{label.shape[0]} does not match "
@@ -225,7 +215,7 @@ def verify_canonical(root: str | Path, workers: int = 1) -> dict:
     All problems are reported together. Returns a summary with the manifest of the files.
     """
     from segaug.data.canonical import ClassTable
-    from segaug.data.sources import dataset_source_files, image_names, list_ids, manifest
+    from segaug.data.sources import canonical_sources, image_names, list_ids, manifest
 
     root = Path(root)
     table = ClassTable.load(root / "classes.json")
@@ -252,7 +242,7 @@ def verify_canonical(root: str | Path, workers: int = 1) -> dict:
     problems.raise_if_any()
     check_pairs(pairs, table.num_classes, None, problems, workers=workers)
     problems.raise_if_any()
-    _, files = dataset_source_files({"kind": "canonical", "path": str(root)})
+    _, files = canonical_sources({"path": str(root)})
     return {"images": len(pairs), "sets": sets, "classes": list(table.names), "files": manifest(root, files)}
 
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from segaug.data.canonical import ClassTable, voc_class_table, write_label, write_split
+from segaug.data.canonical import ClassTable, canonical_writer, voc_class_table
 from segaug.data.class_tables import VOC_VOID_COLOUR, find_voc_dir
 from segaug.data.sources import image_names, list_ids, manifest, voc_list_files, voc_source_files
 from segaug.data.verify import ColourMap, Pair, Problems, check_ids, check_pairs, inside
 from segaug.errors import SegaugError
-from segaug.io import atomic_path, write_json
+from segaug.io import write_json
 
 log = logging.getLogger(__name__)
 SETS = ("train", "val")
@@ -112,28 +112,24 @@ def convert_voc(
         else:
             pairs.append(Pair(i, image, label))
     colours = ColourMap(table.palette, ignore_colour)
-    with atomic_path(out_root) as root:
-        (root / "images").mkdir(parents=True)
-        (root / "labels").mkdir()
+    written = {}
+    with canonical_writer(out_root, table) as w:
 
         def write(pair: Pair, label: np.ndarray) -> None:
-            shutil.copyfile(pair.image, root / "images" / f"{pair.id}{pair.image.suffix.lower()}")
-            write_label(root / "labels" / f"{pair.id}.png", np.ascontiguousarray(label, dtype=np.uint8))
+            w.add(pair.id, pair.image, label)
 
         check_pairs(pairs, table.num_classes, colours, problems, on_good=write, workers=workers)
         problems.raise_if_any()
-        table.save(root / "classes.json")
         chosen = set(ids)
-        written = {}
         for name, lst in sets.items():
             kept = [i for i in lst if i in chosen]
             if kept:
-                write_split(root / "sets" / f"{name}.txt", kept)
+                w.add_set(name, kept)
             else:
                 log.warning("list %s shares no id with the converted ids: not written", name)
             written[name] = len(kept)
         write_json(
-            root / "source.json", {"root": str(voc_dir), "files": manifest(voc_dir, voc_source_files(voc_dir, pascal))}
+            w.root / "source.json", {"root": str(voc_dir), "files": manifest(voc_dir, voc_source_files(voc_dir, pascal))}
         )
     summary = {"images": len(ids), "sets": written}
     log.info("converted %s -> %s: %s", voc_year_dir, out_root, summary)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-BLENDS = ("hard", "feather", "poisson")  # poisson: OpenCV seamlessClone (segaug.paste.blend)
+from segaug.paste.options import BLENDS  # poisson: OpenCV seamlessClone (segaug.paste.blend)
 
 
 def binary_mask(rgba: np.ndarray) -> np.ndarray:

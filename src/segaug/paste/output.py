@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 
 from segaug.errors import SegaugError
+from segaug.paste.options import IMAGE_FORMATS
 
 log = logging.getLogger("segaug.paste")
 
-IMAGE_FORMATS = ("source", "png", "jpg")
 DEFAULT_COMPRESS_LEVEL = 1
 JPEG_QUALITY = 95
 

@@ -39,7 +39,8 @@ from segaug.data.canonical import (
 )
 from segaug.errors import SegaugError
 from segaug.io import atomic_path, write_json, write_text
-from segaug.paste.compose import BLENDS, paste_object, transform_object
+from segaug.paste.compose import paste_object, transform_object
+from segaug.paste.options import PasteOptions
 from segaug.paste.output import OutputOptions, map_images, write_into_staging
 from segaug.paste.placement import Candidate, Placement, Placer
 from segaug.pool import PoolObject
@@ -65,21 +66,17 @@ class BalancedObjectSampler:
 
 
 def check_options(copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed):
-    """The options every paste method shares; each bad one is a SegaugError naming it."""
-    lo, hi = objects_per_image
-    if not 0 <= lo <= hi:
-        raise SegaugError(f"objects_per_image must be (min, max) with 0 <= min <= max, got {objects_per_image}")
-    slo, shi = scale_range
-    if not 0 < slo <= shi:
-        raise SegaugError(f"scale_range must be (min, max) with 0 < min <= max, got {scale_range}")
-    if not 0.0 <= flip_prob <= 1.0:
-        raise SegaugError(f"flip_prob must be in [0, 1], got {flip_prob}")
-    if copies_per_image < 1:
-        raise SegaugError(f"copies_per_image must be at least 1, got {copies_per_image}")
-    if blend not in BLENDS:
-        raise SegaugError(f"unknown blend {blend!r}; known: {', '.join(BLENDS)}")
-    if feather_px < 0:
-        raise SegaugError(f"feather_px must be >= 0, got {feather_px}")
+    """The options every paste method shares (checked by their declarations in
+    segaug.paste.options) and the seed; each bad one is a SegaugError naming it."""
+    opts = PasteOptions(
+        copies=copies_per_image,
+        objects_per_image=tuple(objects_per_image),
+        scale_range=tuple(scale_range),
+        flip_prob=flip_prob,
+        blend=blend,
+        feather_px=feather_px,
+    )
+    opts.check("paste")
     if int(seed) != seed or seed < 0:
         raise SegaugError(f"seed must be a non-negative integer, got {seed!r}")
 
@@ -191,7 +188,9 @@ def paste_image(
 
 
 @dataclass
-class _PasteJob:
+class _ImageJob:
+    """What each worker needs to paste the copies of one source image."""
+
     pairs: list
     sampler: BalancedObjectSampler
     placer: Placer
@@ -207,13 +206,13 @@ class _PasteJob:
     num_classes: int
 
 
-def _paste_source(job: _PasteJob, i: int) -> list:
+def _paste_source(job: _ImageJob, i: int) -> list:
     """The pasted copies of source image ``i``: files written into the staging directory;
     returns per copy (output id, manifest lines, skipped, pastes, pixels per class, classes)."""
     s = job.pairs[i]
     image0, label0 = load_pair(s, job.num_classes)
     placer = job.placer
-    if hasattr(placer, "set_image"):  # context placers: the image's surface map
+    if hasattr(placer, "set_image"):  # optional hook, once per source image (before its copies)
         placer.set_image(s.id, image0, label0)
     suffix = job.output.image_suffix(s.image)
     out = []
@@ -284,6 +283,7 @@ def paste_dataset(
     class_table: ClassTable | None = None,
     output: OutputOptions | None = None,
     workers: int = 1,
+    own_options: dict | None = None,
 ) -> dict:
     """Write ``copies_per_image`` pasted copies of every image of ``ids`` to ``out_dir``.
 
@@ -295,7 +295,8 @@ def paste_dataset(
     class_index, class_name, x, y, width, height (top-left and size after scaling), scale,
     flip, blend, feather_px, reason, pixels (label pixels the paste set, clipped; a later
     paste in the same image may cover some), and vlm_answer for VLM-placed objects (how the
-    answer was read: format, shape, coordinates). Returns the summary.json dict.
+    answer was read: format, shape, coordinates). ``own_options``: a method's options beyond the
+    shared ones, recorded in summary.json's ``options``. Returns the summary.json dict.
     """
     check_options(copies_per_image, objects_per_image, scale_range, flip_prob, blend, feather_px, seed)
     output = output or OutputOptions()
@@ -327,7 +328,7 @@ def paste_dataset(
     with atomic_path(out_dir) as tmp:
         for sub in ("images", "labels", "sets"):
             (tmp / sub).mkdir(parents=True)
-        job = _PasteJob(
+        job = _ImageJob(
             pairs,
             sampler,
             placer,
@@ -359,6 +360,7 @@ def paste_dataset(
             "flip_prob": flip_prob,
             "blend": blend,
             "feather_px": feather_px,
+            **(own_options or {}),
         }
         if hasattr(placer, "finish"):  # e.g. VLM paste: fails here if the VLM was hardly used
             placer.finish()

@@ -1,26 +1,34 @@
-"""Where to paste an object: a small strategy interface and its implementations.
+"""Where to paste an object: the placer interface, and the random placer.
 
-A *placer* gets the target image and label (with any earlier pastes already applied), a
-:class:`Candidate` -- the pool object after scaling and flipping -- and the per-image random
-generator, and answers with a :class:`Placement` (top-left corner, final size and scale, and
-a human-readable ``reason`` it was accepted) or ``None`` to skip the object.
+A *placer* is any object with
 
-Only :class:`RandomPlacer` lives here so far. Later placers plug in the same way and register
-in :data:`PLACERS`:
+- ``name`` (str): recorded in the log and as summary.json's ``method``;
+- ``place(rng, image, label, obj) -> Placement | None``: called once per drawn object with the
+  copy's random generator, the target image (H x W x 3 uint8) and label (H x W uint8) with the
+  earlier pastes of this copy already applied, and the :class:`Candidate` (the pool object
+  after scaling and flipping). It answers with ``obj.placement(x, y, reason)`` -- top-left
+  corner and a short human-readable ``reason`` the position was accepted, written to the
+  manifest -- or ``None`` to skip the object. Draw every random number from ``rng``: that keeps
+  a pasted set byte-identical for a seed, whatever the number of worker processes.
 
-- context-aware: sample positions, accept one whose footprint lies on an allowed surface
-  (surface rules such as "car on road"), reason e.g. ``"surface: road 83%"``;
-- VLM-guided: ask a vision-language model for points, parse, filter with the surface rule;
-- SIGtor-style packing: overlap-free placement of groups of objects.
+A placer may change the scale (e.g. shrink an object that does not fit, :func:`fit_inside`):
+it then answers with the placement of ``obj.rescaled(scale)``; the pipeline pastes the object
+at the placement's scale. Three optional hooks, looked up by name:
 
-A placer may change the scale (e.g. shrink an object that does not fit): it then returns a
-Placement with the new ``scale`` and size, obtained from :meth:`Candidate.rescaled`, and the
-caller pastes ``candidate.rescaled(placement.scale)``.
+- ``set_image(image_id, image, label)``: once per *source* image, before its copies (not per
+  copy): per-image state such as a surface map;
+- ``finish()``: once, after the last image, before summary.json is written; raise a
+  SegaugError to fail the job (the VLM placer does when the VLM placed too few objects);
+- ``stats`` (a dict, or None): job-wide counters written to summary.json as
+  ``placer_stats``; a placer with stats runs in one process.
+
+Placers here: :class:`RandomPlacer`; the surface-rule and VLM placers are in
+:mod:`segaug.paste.context`. A paste method built on a placer calls
+:func:`segaug.paste.placers.paste_with_placer` (see docs/extending.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
@@ -149,20 +157,3 @@ class RandomPlacer:
         y = int(rng.integers(0, H - fitted.height + 1))
         reason = "random" if fitted is obj else "random (shrunk to fit)"
         return fitted.placement(x, y, reason)
-
-
-PLACERS: dict[str, Callable[..., Placer]] = {
-    "random": RandomPlacer,
-}
-
-
-def make_placer(method: str, **kwargs) -> Placer:
-    """Build a placer by name; an unknown name or option is a clear error listing the known ones."""
-    try:
-        factory = PLACERS[method]
-    except KeyError:
-        raise SegaugError(f"unknown paste method {method!r}; known methods: {', '.join(sorted(PLACERS))}") from None
-    try:
-        return factory(**kwargs)
-    except TypeError as e:
-        raise SegaugError(f"paste method {method!r}: bad options {kwargs} ({e})") from None

@@ -880,3 +880,27 @@ def sigtor_dataset(
         log.warning("%d of %d images got no paste (no room or nothing drawn)", without, len(new_ids))
     log.info("sigtor: wrote %d images, %d pastes -> %s", len(new_ids), len(manifest), out_dir)
     return summary
+
+
+def paste(job) -> dict:
+    """The ``sigtor`` paste method (segaug.paste.methods): a PasteJob's pasted set."""
+    o = job.options
+    return sigtor_dataset(
+        job.dataset_root,
+        job.ids,
+        job.pool,
+        job.seed,
+        job.out,
+        objects_per_image=o.objects_per_image,
+        blend=o.blend,
+        copies_per_image=o.copies,
+        feather_px=o.feather_px,
+        flip_prob=o.flip_prob,
+        scale_range=o.scale_range,
+        jitter=o.jitter,
+        blur_prob=o.blur_prob,
+        min_area=o.min_area,
+        class_table=job.table,
+        output=job.output(),
+        workers=job.workers,
+    )

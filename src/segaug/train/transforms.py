@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segaug.data.layout import IGNORE_INDEX
 from segaug.errors import SegaugError
 
-IGNORE_INDEX = 255
 MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)  # ImageNet, RGB order
 STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 

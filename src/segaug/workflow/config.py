@@ -15,6 +15,8 @@ import yaml
 
 from segaug.workflow.checks import class_problems, class_tables
 
+SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
+
 
 def _format_error(err):
     where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
@@ -26,10 +28,23 @@ def _format_error(err):
     return f"key '{where}': {err.message}"
 
 
-def validate_config(cfg: dict, schema_path: str | Path) -> tuple[dict, list[str]]:
+def load_schema(schema_path: str | Path = SCHEMA) -> dict:
+    """The config schema: ``config/schema.yaml`` with the ``datasets`` and ``paste`` blocks made
+    from the registries (segaug.data.kinds, segaug.paste.methods), their one source."""
+    from segaug.data.kinds import datasets_schema
+    from segaug.paste.methods import paste_schema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    props = schema["properties"]
+    props["datasets"] = {**props.get("datasets", {}), **datasets_schema()}
+    props["paste"] = {**props.get("paste", {}), **paste_schema()}
+    return schema
+
+
+def validate_config(cfg: dict, schema_path: str | Path = SCHEMA) -> tuple[dict, list[str]]:
     """Schema check plus cross-references: ({dataset: class table}, problems), one line per
     problem naming the key (only the first schema error: later checks assume a valid shape)."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     tables = {}
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
@@ -96,13 +111,16 @@ def trainset_problems(cfg, key, trainsets):
 
 
 def context_problems(cfg):
-    """Paste methods, surface rules, VLM and thesis sections that refer to each other."""
+    """The config sections each paste method reads (its registry entry), surface rules and the
+    thesis section."""
+    from segaug.paste.methods import get_method
+
     problems = []
-    ctx, methods = cfg.get("context"), set(cfg["paste"])
-    if methods & {"context", "vlm"} and not ctx:
-        problems.append("key 'paste': context and vlm paste need a 'context' section (surfaces, rules)")
-    if "vlm" in methods and not cfg.get("vlm"):
-        problems.append("key 'paste.vlm': vlm paste needs a 'vlm' section (provider, model)")
+    for name in cfg["paste"]:
+        for section in get_method(name).sections:
+            if not cfg.get(section):
+                problems.append(f"key 'paste.{name}': {name} paste needs a '{section}' section in the config")
+    ctx = cfg.get("context")
     if ctx:
         src = ctx["surfaces"]
         if src["source"] != "label" and "model" not in src:
@@ -155,3 +173,9 @@ def generative_problems(cfg):
         for t in ("table3", "table4", "table5", "table6"):
             problems += trainset_problems(cfg, f"ablations.{t}", abl.get(t, []))
     return problems
+
+
+if __name__ == "__main__":  # print the whole schema, the registries' blocks filled in
+    import sys
+
+    yaml.safe_dump(load_schema(sys.argv[1] if len(sys.argv) > 1 else SCHEMA), sys.stdout, sort_keys=False)
