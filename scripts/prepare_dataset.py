@@ -101,7 +101,7 @@ def config_from_flags(args) -> dict:
     cfg = {"kind": kind.name}
     for dest, key in FLAG_KEYS.items():
         value = getattr(args, dest)
-        if value not in (None, False) and key in kind.keys:
+        if value is not None and value is not False and key in kind.keys:
             cfg[key] = str(value) if isinstance(value, Path) else value
     args.tar = args.tar or args.voc_tar
     if args.tar and "path" in cfg:

@@ -23,8 +23,8 @@ from PIL import Image
 from conftest import ROOT, run_snakemake
 from own_data import NAMES, PALETTE, SIZES, ids, index_label, layout, make_canonical, make_voc_export, rgb_png
 from segaug.data.canonical import ClassTable, read_label, read_split
-from segaug.data.class_tables import dataset_class_table, read_labelmap
-from segaug.data.sources import dataset_fingerprint
+from segaug.data.class_tables import read_labelmap
+from segaug.data.kinds import dataset_class_table, dataset_fingerprint
 from segaug.data.verify import verify_canonical
 from segaug.data.voc import convert_voc, find_voc_year_dir
 from segaug.errors import SegaugError
@@ -391,43 +391,27 @@ def test_canonical_dataset_is_verified_once_and_again_when_it_changes(tmp_path):
 # ------------------------------------------------------------------ a new dataset kind
 
 
-def test_a_toy_dataset_kind_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
-    """Adding a kind = a module with prepare() (+ its schema block) and one register() line;
-    the class table, the fingerprint and the script's dispatch all go through the registry."""
+def test_the_kinds_registry_makes_the_schema_and_needs_no_numpy():
+    """The datasets block of the schema comes from the registry (a new kind is one module and
+    one registry line: tests/test_extending.py adds one through Snakemake, as docs/extending.md
+    says); the registry and the config checks import no numpy."""
     from segaug.data import kinds
+    from segaug.workflow.config import load_schema
 
-    mod = tmp_path / "toykind.py"
-    mod.write_text(
-        "import json\nfrom pathlib import Path\n"
-        "def prepare(cfg, out, *, table, tar=None, threads=1):\n"
-        "    out = Path(out); (out / 'sets').mkdir(parents=True)\n"
-        "    (out / 'classes.json').write_text(json.dumps(table))\n"
-        "    return {'images': cfg['n']}\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(
-        kinds.KINDS,
-        "toy",
-        kinds.DatasetKind(
-            "toy",
-            "toykind:prepare",
-            lambda name, d: {
-                "names": ["a", "b"],
-                "palette": [[0, 0, 0], [9, 9, 9]],
-                "ignore_index": 255,
-                "source": "toy",
-            },
-        ),
-    )
-    cfg = {"kind": "toy", "n": 3}
-    assert dataset_class_table("t", cfg)["names"] == ["a", "b"]
-    assert dataset_fingerprint(cfg) == ""  # made by its own job: nothing on disk to watch
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("prepare_dataset", ROOT / "scripts/prepare_dataset.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main(["--config-json", json.dumps(cfg), "--out", str(tmp_path / "out")])
-    assert json.loads((tmp_path / "out/classes.json").read_text())["names"] == ["a", "b"]
+    block = load_schema()["properties"]["datasets"]["additionalProperties"]
+    assert block["properties"]["kind"]["enum"] == list(kinds.REGISTRY) == ["voc", "demo", "canonical", "vaihingen"]
+    thens = {c["if"]["properties"]["kind"]["const"]: c["then"] for c in block["allOf"]}
+    assert thens["canonical"]["required"] == ["path"] and thens["voc"]["anyOf"] == [
+        {"required": ["year"]},
+        {"required": ["path"]},
+    ]
+    assert set(thens["demo"]["properties"]) == {"kind", "num_train", "num_val", "width", "height", "seed"}
     with pytest.raises(SegaugError, match="unknown dataset kind 'nope'; known: .*canonical, demo"):
         kinds.get_kind("nope")
+    code = (
+        "import sys, yaml; from segaug.workflow.config import validate_config; "
+        "validate_config(yaml.safe_load(open('config/demo.yaml'))); "
+        "import segaug.paste.methods, segaug.data.kinds; assert 'numpy' not in sys.modules"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr

@@ -21,7 +21,6 @@ from segaug.errors import SegaugError
 from segaug.paste import (
     Candidate,
     RandomPlacer,
-    make_placer,
     paste_dataset,
     paste_object,
     transform_object,
@@ -158,10 +157,12 @@ def test_random_placer_shrinks_or_skips_large_objects():
 
 
 def test_unknown_method_lists_known():
+    from segaug.paste.methods import get_method
+
     with pytest.raises(SegaugError, match="unknown paste method 'vlmx'.*random"):
-        make_placer("vlmx")
-    with pytest.raises(SegaugError, match="bad options"):
-        make_placer("random", nope=1)
+        get_method("vlmx")
+    with pytest.raises(SegaugError, match="random placer: min_scale must be positive"):
+        RandomPlacer(min_scale=0)
 
 
 # ---------------------------------------------------------------- dataset
@@ -406,65 +407,42 @@ def test_paste_output_options(data, tmp_path):
         OutputOptions(image_format="webp")
 
 
-def test_paste_options_defaults_live_once_and_the_schema_agrees():
-    """PasteOptions / SigtorOptions hold the defaults; the schema's `default:`s equal them."""
-    import yaml
+def test_paste_options_are_declared_once_and_make_the_schema():
+    """Each option is declared once (segaug.paste.options / a method's registry line); the
+    config schema's paste blocks are made from those declarations, defaults included."""
+    from segaug.paste.methods import REGISTRY, get_method
+    from segaug.paste.options import SHARED_OPTIONS, Option
+    from segaug.workflow.config import load_schema
 
-    from conftest import ROOT
-    from segaug.paste.options import PasteOptions, SigtorOptions
-
-    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
-    blocks = {
-        "random": schema["definitions"]["paste_method"],
-        "sigtor": schema["properties"]["paste"]["properties"]["sigtor"],
-    }
-    for name, cls in (("random", PasteOptions), ("sigtor", SigtorOptions)):
-        props = blocks[name]["properties"]
-        assert set(props) == set(cls().to_dict()), name  # every option in the schema, and no other
+    paste = load_schema()["properties"]["paste"]
+    assert paste["additionalProperties"] is False and list(paste["properties"]) == list(REGISTRY)
+    for name, method in REGISTRY.items():
+        props = paste["properties"][name]["properties"]
+        defaults = method.defaults().to_dict()
+        assert set(props) == set(defaults) >= set(SHARED_OPTIONS), name  # every option, no other
         for key, spec in props.items():
-            assert spec.get("default") == cls().to_dict()[key], (name, key)
-    s = SigtorOptions.from_config({"copies": 2}, "paste.sigtor")  # SIGtor's own defaults apply
-    assert (s.blend, s.objects_per_image, s.scale_range) == ("poisson", (2, 4), (0.5, 2.0))
-    assert PasteOptions.from_config({"feather_px": 1}).feather_px == 1.0  # a float, as before
+            assert spec["default"] == defaults[key], (name, key)
+    sig = get_method("sigtor")
+    s = sig.parse_options({"copies": 2})  # SIGtor's own defaults apply
+    assert (s.copies, s.blend, s.objects_per_image, s.scale_range) == (2, "poisson", (2, 4), (0.5, 2.0))
+    assert s.own() == {"jitter": 0.2, "blur_prob": 0.2, "min_area": 20}
+    random = get_method("random")
+    assert random.parse_options({"feather_px": 1}).feather_px == 1.0  # a float, as before
+    assert random.parse_options({}).own() == {}
     with pytest.raises(SegaugError, match=r"paste.random.scale_range must be \[min, max\] with 0 < min"):
-        PasteOptions.from_config({"scale_range": [2, 1]}, "paste.random")
-
-
-def test_a_toy_paste_method_is_one_function_and_one_registry_line(tmp_path, monkeypatch):
-    from segaug.paste import methods
-
-    root = tmp_path / "data"
-    ids = make_dataset(root, n=3)
-    build_pool(root, ids, TABLE, ["car"], 0.05, 10, False, tmp_path / "pool")
-    seen = {}
-
-    def paste_nothing(job):  # a method that pastes nothing: it writes the source images again
-        seen.update(options=job.options, sections=job.sections, ids=list(job.ids))
-        return methods.paste_with_placer(job, methods.make_placer("random"))
-
-    monkeypatch.setitem(methods.PASTE_METHODS, "toy", methods.PasteMethod("toy", paste_nothing))
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("paste_script", ROOT / "scripts/paste.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.main(
-        [
-            "--method",
-            "toy",
-            "--dataset-root",
-            str(root),
-            "--split-list",
-            str(root / "sets/train.txt"),
-            "--pool",
-            str(tmp_path / "pool"),
-            "--seed",
-            "0",
-            "--out",
-            str(tmp_path / "out"),
-            "--options-json",
-            '{"copies": 2}',
-        ]
+        random.parse_options({"scale_range": [2, 1]})
+    with pytest.raises(SegaugError, match=r"paste.sigtor.blur_prob must be <= 1, got 2"):
+        sig.parse_options({"blur_prob": 2})
+    with pytest.raises(SegaugError, match=r"paste.random: unknown option\(s\) \['jitter'\]"):
+        random.parse_options({"jitter": 0.1})
+    with pytest.raises(SegaugError, match="paste.sigtor: min_area must be of type integer"):
+        sig.parse_options({"min_area": "big"})
+    # an option of a method's own, in a module without `from __future__ import annotations`
+    ns = {}
+    exec(
+        "from segaug.paste.methods import PasteMethod\nfrom segaug.paste.options import Option\n"
+        "m = PasteMethod('toy', 'x:y', options={'rows': Option(3, 'integer', minimum=1)})",
+        ns,
     )
-    assert seen["options"].copies == 2 and seen["sections"] == {}
-    assert json.loads((tmp_path / "out/summary.json").read_text())["images_written"] == 2 * len(seen["ids"])
+    assert ns["m"].parse_options({"rows": 5}).rows == 5
+    assert isinstance(Option(1, "integer").schema(), dict)

@@ -474,7 +474,7 @@ def test_sigtor_dataset_deterministic_and_labels_match_manifest(data, tmp_path):
 
 def test_sigtor_dataset_bad_options(data, tmp_path):
     root, ids, pool = data
-    with pytest.raises(SegaugError, match="unknown blend"):
+    with pytest.raises(SegaugError, match="blend: .magic.; use one of hard, feather, poisson"):
         sigtor_dataset(root, ids, pool, 0, tmp_path / "x", blend="magic")
     with pytest.raises(SegaugError, match="objects_per_image"):
         sigtor_dataset(root, ids, pool, 0, tmp_path / "x", objects_per_image=(3, 1))

@@ -743,7 +743,7 @@ def test_thesis_rows_label_the_vlm_row_with_the_share_the_vlm_placed(tmp_path):
 
 
 def test_vlm_config_reaches_the_provider_and_client(tmp_path):
-    from segaug.paste.methods import vlm_client
+    from segaug.paste.placers import vlm_client
 
     base = {
         "provider": "openai",

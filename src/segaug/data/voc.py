@@ -129,7 +129,8 @@ def convert_voc(
                 log.warning("list %s shares no id with the converted ids: not written", name)
             written[name] = len(kept)
         write_json(
-            w.root / "source.json", {"root": str(voc_dir), "files": manifest(voc_dir, voc_source_files(voc_dir, pascal))}
+            w.root / "source.json",
+            {"root": str(voc_dir), "files": manifest(voc_dir, voc_source_files(voc_dir, pascal))},
         )
     summary = {"images": len(ids), "sets": written}
     log.info("converted %s -> %s: %s", voc_year_dir, out_root, summary)

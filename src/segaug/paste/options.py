@@ -75,7 +75,7 @@ class Option:
         if self.type == "integer" and isinstance(value, float) and value.is_integer():
             return int(value)
         if not isinstance(value, _PY[self.type]) or (self.type != "boolean" and isinstance(value, bool)):
-            raise ValueError(f"{key} must be a {self.type}, got {value!r}")
+            raise ValueError(f"{key} must be of type {self.type}, got {value!r}")
         return value
 
     def check(self, where: str, key: str, value) -> None:
@@ -86,9 +86,7 @@ class Option:
             ok_lo = lo > bound if self.exclusive_minimum else lo >= bound
             if not (ok_lo and lo <= hi):
                 rel = "<" if self.exclusive_minimum else "<="
-                raise SegaugError(
-                    f"{where}.{key} must be [min, max] with {bound:g} {rel} min <= max, got {[lo, hi]}"
-                )
+                raise SegaugError(f"{where}.{key} must be [min, max] with {bound:g} {rel} min <= max, got {[lo, hi]}")
             return
         if self.choices and value not in self.choices:
             raise SegaugError(f"{where}.{key}: {value!r}; use one of {', '.join(map(str, self.choices))}")

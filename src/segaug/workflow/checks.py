@@ -34,10 +34,12 @@ def class_tables(cfg: dict) -> tuple[dict[str, dict], list[str]]:
 
 def trained_sets(cfg: dict) -> list[tuple[str, str]]:
     """(split, training set) of every training some table or figure asks for."""
-    t1 = cfg["table1"]
-    out = [(split, t1["d_final"]) for split in t1["splits"]]
-    split = (cfg.get("figures") or {}).get("split", t1["splits"][0])
-    out.append((split, t1["d_final"]))
+    t1 = cfg.get("table1") or {}
+    out = []
+    if t1:
+        out += [(split, t1["d_final"]) for split in t1["splits"]]
+        split = (cfg.get("figures") or {}).get("split", t1["splits"][0])
+        out.append((split, t1["d_final"]))
     th = cfg.get("thesis") or {}
     if th:
         out += [(th["split"], r["trainset"]) for r in th["rows"]] + [(th["split"], e) for e in th.get("examples", [])]
@@ -51,7 +53,7 @@ def trained_sets(cfg: dict) -> list[tuple[str, str]]:
 
 def datasets_where(cfg: dict, wanted) -> list[str]:
     """Datasets of the splits trained on a training set for which ``wanted(trainset)`` holds."""
-    splits = cfg["splits"]
+    splits = cfg.get("splits") or {}
     found = {splits[s]["dataset"] for s, ts in trained_sets(cfg) if s in splits and wanted(ts)}
     return [d for d in used_datasets(cfg) if d in found]
 
