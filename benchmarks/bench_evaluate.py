@@ -31,8 +31,8 @@ from PIL import Image
 
 from segaug.data.canonical import ClassTable, load_pair, samples, voc_palette, write_label
 from segaug.train.evaluate import evaluate, image_size, read_model_file, size_batches
-from segaug.train.loop import MODEL_FORMAT
 from segaug.train.models import create_model, pad_multiple
+from segaug.train.run import MODEL_FORMAT
 from segaug.train.transforms import normalize
 
 NC = 7

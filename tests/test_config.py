@@ -96,7 +96,7 @@ def test_variant_plan_names():
 
 
 def test_training_defaults_live_once_and_the_schema_agrees():
-    from segaug.train.loop import TRAIN_DEFAULTS
+    from segaug.train.run import TRAIN_DEFAULTS
 
     schema = yaml.safe_load(SCHEMA.read_text())["properties"]["train"]["properties"]
     assert set(schema) == set(TRAIN_DEFAULTS) - {"threads"}  # threads come from the profile

@@ -127,7 +127,8 @@ def test_config_errors_and_offline_weights():
 
 
 def test_new_train_keys_validated_and_fingerprint_compatible():
-    from segaug.train.loop import _fingerprint, resolve_train_cfg
+    from segaug.train.run import fingerprint as _fingerprint
+    from segaug.train.run import resolve_train_cfg
 
     with pytest.raises(SegaugError, match="optimizer"):
         resolve_train_cfg({"optimizer": "adam"})

@@ -60,12 +60,14 @@ def run_code(py, code, timeout=900):
 
 def test_library_imports_and_checks_without_mmseg():
     from segaug.train import mmseg_backend as mb
+    from segaug.train.models import backend, model_family
 
     assert "mmseg" not in sys.modules
-    assert mb.backend({"arch": "PSPNet"}) == "smp" and mb.is_mmseg(MODELS["pspnet_r50"])
+    assert backend({"arch": "PSPNet"}) == "smp" and model_family(MODELS["pspnet_r50"]).name == "mmseg"
+    assert model_family(MODELS["pspnet_r50"]).train == "segaug.train.mmseg_backend:train"
     assert mb.config_path(MODELS["pspnet_r50"]) == mb.MMSEG_CONFIGS["pspnet_r50-d8"]
     with pytest.raises(SegaugError, match="backend must be one of smp, mmseg"):
-        mb.backend({"arch": "PSPNet", "backend": "mmsegmentation"})
+        backend({"arch": "PSPNet", "backend": "mmsegmentation"})
     with pytest.raises(SegaugError, match=r"unknown key\(s\) \['encoder'\]"):
         mb.config_path({**MODELS["pspnet_r50"], "encoder": "resnet50"})
     with pytest.raises(SegaugError, match="no default config"):

@@ -447,7 +447,7 @@ def test_evaluate_model_file(shapes, straight, tmp_path):
 
 
 def test_train_config_errors(shapes, tmp_path):
-    from segaug.train.loop import resolve_train_cfg
+    from segaug.train.run import resolve_train_cfg
 
     with pytest.raises(SegaugError, match="stepz"):
         resolve_train_cfg({"stepz": 3})

@@ -39,12 +39,11 @@ def read_model_file(path: str | Path) -> dict:
 def model_from_meta(meta: dict, device: str = "cpu") -> torch.nn.Module:
     """The model of a model file's dict, in eval mode on ``device`` (either backend; no weight
     download: the trained weights replace the pretrained ones)."""
-    if meta.get("backend") == "mmseg":
-        from segaug.train import mmseg_backend
+    from segaug.train.models import create_model, model_family
 
-        return mmseg_backend.load_model(meta).to(device).eval()
-    from segaug.train.models import create_model
-
+    load = model_family(meta["model_cfg"]).load_function()
+    if load is not None:  # a family with its own model files (the mmseg backend)
+        return load(meta).to(device).eval()
     model = create_model({**meta["model_cfg"], "encoder_weights": None}, int(meta["num_classes"]))
     model.load_state_dict(meta["state_dict"])
     return model.to(device).eval()

@@ -52,10 +52,11 @@ import numpy as np
 import torch
 
 from segaug.errors import SegaugError
+from segaug.train.models import predict_whole
+from segaug.train.run import RunSetup, check_resume, finish_run, setup_run
 
 log = logging.getLogger("segaug.train")
 
-BACKENDS = ("smp", "mmseg")
 # the paper's configs (mmseg 1.2.2 configs/): VOC 512x512 recipes for R50-D8; Mask2Former R50
 # has no VOC config in mmseg, its ADE20K 512x512 one is the closest (crop 512)
 MMSEG_CONFIGS = {
@@ -69,19 +70,6 @@ DEFAULT_CONFIG = {
     "mask2former": "mask2former_r50",
 }
 MODEL_KEYS = ("arch", "backend", "config", "backbone_weights")
-
-
-def backend(model_cfg) -> str:
-    """The backend of a model config: ``smp`` (the default; Mask2Former on transformers) or
-    ``mmseg``; anything else is a SegaugError."""
-    name = model_cfg.get("backend", "smp") if isinstance(model_cfg, dict) else "smp"
-    if name not in BACKENDS:
-        raise SegaugError(f"model config: backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    return name
-
-
-def is_mmseg(model_cfg) -> bool:
-    return backend(model_cfg) == "mmseg"
 
 
 def config_path(model_cfg: dict) -> str:
@@ -280,7 +268,6 @@ def collate(batch):
 def validate(model: torch.nn.Module, loader, num_classes: int, class_names, multiple: int, device) -> dict:
     """Our whole-image validation (the smp backend's): scores over the whole loader."""
     from segaug.metrics import ConfusionMeter, scores
-    from segaug.train.models import predict_whole
 
     was_training = model.training
     model.eval()
@@ -446,89 +433,106 @@ def train(
     keep_state: bool = False,
     stop_at: int | None = None,
 ) -> dict:
-    """:func:`segaug.train.loop.train` for ``backend: mmseg`` (same arguments and outputs;
+    """The mmseg backend of :func:`segaug.train.loop.train` (same arguments and outputs;
     ``stop_at`` makes the run fail before that step, as a kill would)."""
-    from segaug.io import write_text
-    from segaug.train.data import SegDataset, StreamSampler
-    from segaug.train.loop import (
-        _check_resume,
-        _fingerprint,
-        curve_csv,
-        resolve_loss_cfg,
-        resolve_train_cfg,
-        save_model_file,
-    )
-    from segaug.train.models import resolve_device
-    from segaug.train.transforms import TrainTransform, ValTransform
-
     # mmengine's checkpoints hold more than tensors (its message hub, config): not loadable
     # with torch.load(weights_only=True), torch's default since 2.6
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    cfg = resolve_train_cfg(train_cfg)
-    if not train_samples:
-        raise SegaugError("training set is empty")
-    if not val_samples:
-        raise SegaugError("validation set is empty")
-    device = resolve_device(device)
+    run = setup_run(train_samples, val_samples, class_table, model_cfg, train_cfg, loss_cfg, seed, state_dir, device)
+    _check_device(run.device)
+    mm_cfg = mmseg_config(model_cfg, run.num_classes, run.loss_cfg, run.cfg["crop_size"])
+    resume = _resume_checkpoint(run)
+    stream = _Shared()  # {"loop": the train loop}: the stream restarts at its iteration
+    train_loader, val_loader = _loaders(run, train_samples, val_samples, seed, stream)
+    hook = _seg_hook(run, mm_cfg, val_loader, class_table, seed, stop_at)
+    runner = _runner(run, mm_cfg, train_loader, stream, hook, seed, resume)
+    _fit(run, runner)
+    history = list(hook.history)
+    best = finish_run(
+        run,
+        getattr(runner.model, "module", runner.model),
+        history,
+        out_model,
+        out_curve,
+        model_cfg=model_cfg,
+        class_table=class_table,
+        run_info=run_info,
+        seed=seed,
+        extra={"backend": "mmseg", "mmseg_model": mm_cfg.model.to_dict()},
+    )
+    if not keep_state:
+        _remove_state(run.state_dir)
+    steps = run.cfg["steps"]
+    return {"steps": steps, "best": best, "history": history, "resumed_from": str(resume) if resume else None}
+
+
+def _check_device(device: str) -> None:
     if device == "cpu" and torch.cuda.is_available():
         raise SegaugError(
             "backend: mmseg: mmengine trains on the GPU whenever one is visible; to train on "
             "CPU hide it (CUDA_VISIBLE_DEVICES=) or use --device auto"
         )
-    if cfg["threads"]:
-        torch.set_num_threads(int(cfg["threads"]))
-    num_classes = class_table.num_classes
-    loss_cfg = resolve_loss_cfg(loss_cfg, train_samples, num_classes)
-    mm_cfg = mmseg_config(model_cfg, num_classes, loss_cfg, cfg["crop_size"])
-    from mmengine.runner import Runner
 
-    steps, val_interval, batch = cfg["steps"], cfg["val_interval"], cfg["batch_size"]
-    state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(model_cfg, class_table, cfg, loss_cfg, seed, train_samples, val_samples)
-    last = _last_checkpoint(state_dir)
-    resume = _check_resume(last, fingerprint) if last else None
+
+def _resume_checkpoint(run: RunSetup) -> Path | None:
+    last = _last_checkpoint(run.state_dir)
+    resume = check_resume(last, run.fingerprint) if last else None
     if last and not resume:
-        (state_dir / "last_checkpoint").unlink(missing_ok=True)
+        (run.state_dir / "last_checkpoint").unlink(missing_ok=True)
+    return resume
 
-    train_tf = TrainTransform(
-        crop_size=cfg["crop_size"],
-        base_size=cfg["base_size"],
-        ratio_range=cfg["ratio_range"],
-        cat_max_ratio=cfg["cat_max_ratio"],
-        flip_prob=cfg["flip_prob"],
-        photometric=cfg["photometric"],
-    )
+
+def _loaders(run: RunSetup, train_samples, val_samples, seed: int, stream):
     from torch.utils.data import DataLoader
 
-    Loop, SegHook = _runner_parts()
-    stream = _Shared()  # {"loop": the train loop}: the stream restarts at its iteration
+    from segaug.train.data import SegDataset, StreamSampler
+
+    cfg, nc = run.cfg, run.num_classes
     nw = cfg["num_workers"]
     train_loader = DataLoader(
-        SegDataset(train_samples, num_classes, train_tf, seed=int(seed)),
-        batch_size=batch,
-        sampler=StreamSampler(val_interval, batch, lambda: stream["loop"].iter),
+        SegDataset(train_samples, nc, run.train_transform, seed=int(seed)),
+        batch_size=cfg["batch_size"],
+        sampler=StreamSampler(cfg["val_interval"], cfg["batch_size"], lambda: stream["loop"].iter),
         drop_last=True,
         num_workers=nw,
         collate_fn=collate,
-        pin_memory=device == "cuda",
+        pin_memory=run.device == "cuda",
     )
-    val_loader = DataLoader(
-        SegDataset(val_samples, num_classes, ValTransform(cfg["test_scale"])),
-        batch_size=1,
-        num_workers=nw,
-    )
+    val_loader = DataLoader(SegDataset(val_samples, nc, run.val_transform), batch_size=1, num_workers=nw)
+    return train_loader, val_loader
+
+
+def _seg_hook(run: RunSetup, mm_cfg, val_loader, class_table, seed: int, stop_at):
+    _, SegHook = _runner_parts()
+    cfg = run.cfg
     hook = SegHook(
-        int(seed), batch, val_interval, val_loader, num_classes, list(class_table.names), fingerprint, device, stop_at
+        int(seed),
+        cfg["batch_size"],
+        cfg["val_interval"],
+        val_loader,
+        run.num_classes,
+        list(class_table.names),
+        run.fingerprint,
+        run.device,
+        stop_at,
     )
     hook.output_stride = _output_stride(mm_cfg.model)
+    return hook
+
+
+def _runner(run: RunSetup, mm_cfg, train_loader, stream, hook, seed: int, resume):
+    from mmengine.runner import Runner
+
+    Loop, _ = _runner_parts()
+    cfg = run.cfg
+    steps, val_interval = cfg["steps"], cfg["val_interval"]
     log_every = max(1, min(50, val_interval // 4))
-    runner = Runner(
+    return Runner(
         model=mm_cfg.model,
-        work_dir=str(state_dir),
+        work_dir=str(run.state_dir),
         train_dataloader=train_loader,
         train_cfg=dict(type=Loop, max_iters=steps, val_interval=steps + 1, stream=stream),
-        optim_wrapper=_optim_wrapper(cfg, mm_cfg, device),
+        optim_wrapper=_optim_wrapper(cfg, mm_cfg, run.device),
         param_scheduler=[
             dict(type="PolyLR", eta_min=cfg["min_lr"], power=cfg["poly_power"], begin=0, end=steps, by_epoch=False)
         ],
@@ -547,34 +551,24 @@ def train(
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl")),
         launcher="none",  # one device (the stream is not sharded across ranks)
     )
+
+
+def _fit(run: RunSetup, runner) -> None:
+    steps = run.cfg["steps"]
     t0 = time.perf_counter()
     runner.train()
     if runner.iter != steps:
-        raise SegaugError(f"training stopped at step {runner.iter} of {steps}; run it again to resume from {state_dir}")
+        raise SegaugError(
+            f"training stopped at step {runner.iter} of {steps}; run it again to resume from {run.state_dir}"
+        )
     log.info("trained %d steps in %.1f s (mmseg backend)", steps, time.perf_counter() - t0)
 
-    history = list(hook.history)
-    best = save_model_file(
-        out_model,
-        getattr(runner.model, "module", runner.model),
-        history,
-        model_cfg=model_cfg,
-        num_classes=num_classes,
-        class_table=class_table,
-        run_info=run_info,
-        steps=steps,
-        seed=seed,
-        train_cfg=cfg,
-        loss_cfg=loss_cfg,
-        extra={"backend": "mmseg", "mmseg_model": mm_cfg.model.to_dict()},
-    )
-    write_text(out_curve, curve_csv(history))
-    if not keep_state:
-        for p in state_dir.iterdir():  # mmengine's checkpoints, marker, config dump, logs
-            if p.is_dir() and p.name[:8].isdigit():  # <timestamp>/ log folders
-                shutil.rmtree(p)
-            elif p.suffix == ".pth" or p.name == "last_checkpoint" or p.name[:8].isdigit():
-                p.unlink()
-        with contextlib.suppress(OSError):  # a .stale checkpoint stays for the user
-            state_dir.rmdir()
-    return {"steps": steps, "best": best, "history": history, "resumed_from": str(resume) if resume else None}
+
+def _remove_state(state_dir: Path) -> None:
+    for p in state_dir.iterdir():  # mmengine's checkpoints, marker, config dump, logs
+        if p.is_dir() and p.name[:8].isdigit():  # <timestamp>/ log folders
+            shutil.rmtree(p)
+        elif p.suffix == ".pth" or p.name == "last_checkpoint" or p.name[:8].isdigit():
+            p.unlink()
+    with contextlib.suppress(OSError):  # a .stale checkpoint stays for the user
+        state_dir.rmdir()

@@ -40,6 +40,7 @@ gives its own optimizer groups.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,17 +135,50 @@ def _arch_name(cfg) -> str:
     return str(cfg.get("arch", "")).lower() if isinstance(cfg, dict) else ""
 
 
+BACKENDS = ("smp", "mmseg")
+
+
+def backend(model_cfg) -> str:
+    """The backend of a model config: ``smp`` (the default; Mask2Former on transformers) or
+    ``mmseg``; anything else is a SegaugError."""
+    name = model_cfg.get("backend", "smp") if isinstance(model_cfg, dict) else "smp"
+    if name not in BACKENDS:
+        raise SegaugError(f"model config: backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    return name
+
+
+def _load(ref):
+    if callable(ref):
+        return ref
+    module, _, func = ref.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
 @dataclass(frozen=True)
 class ModelFamily:
-    """A kind of model :func:`create_model` can build: which configs it takes, how to build
-    one, and whether it trains with its own loss (``model.loss(x, target)``) rather than a
-    pixel-wise loss of :mod:`segaug.train.losses`. A new family is one module with its
-    ``build(cfg, num_classes)`` and a :func:`register_family` line below."""
+    """A kind of model: which configs it takes, how to build one (a function or its
+    ``"module:function"``, imported when used), whether it trains with its own loss
+    (``model.loss(x, target)``) rather than a pixel-wise loss of :mod:`segaug.train.losses`,
+    which backend trains it (``train``: the function :func:`segaug.train.loop.train` hands the
+    run to) and how a model file of it is loaded (``load``: default, build it and load the
+    weights). This registry is the only dispatch on the kind of model. A new family is one
+    module with its ``build(cfg, num_classes)`` and a :func:`register_family` line below."""
 
     name: str
     matches: Callable[[dict], bool]
-    build: Callable[[dict, int], torch.nn.Module]
+    build: Callable[[dict, int], torch.nn.Module] | str
     own_loss: bool = False
+    train: str = "segaug.train.loop:train_lightning"
+    load: str | None = None  # "module:function" (model file dict -> model), or None
+
+    def build_function(self) -> Callable[[dict, int], torch.nn.Module]:
+        return _load(self.build)
+
+    def train_function(self) -> Callable:
+        return _load(self.train)
+
+    def load_function(self) -> Callable | None:
+        return _load(self.load) if self.load else None
 
 
 MODEL_FAMILIES: list[ModelFamily] = []  # the first family whose ``matches`` is true builds it
@@ -193,7 +227,7 @@ def create_model(cfg: dict, num_classes: int) -> torch.nn.Module:
     """
     if not isinstance(cfg, dict) or "arch" not in cfg:
         raise SegaugError(f"model config must be a mapping with an 'arch' key, got {cfg!r}")
-    return model_family(cfg).build(cfg, num_classes)
+    return model_family(cfg).build_function()(cfg, num_classes)
 
 
 def _build_smp(cfg: dict, num_classes: int) -> torch.nn.Module:
@@ -313,24 +347,18 @@ def predict_whole(model: torch.nn.Module, image: torch.Tensor, multiple: int, ou
     return logits
 
 
-def _is_mmseg(cfg: dict) -> bool:
-    from segaug.train import mmseg_backend
-
-    return mmseg_backend.is_mmseg(cfg)
-
-
-def _build_mmseg(cfg: dict, num_classes: int) -> torch.nn.Module:
-    from segaug.train import mmseg_backend
-
-    return mmseg_backend.create_model(cfg, num_classes)
-
-
-def _build_mask2former(cfg: dict, num_classes: int) -> torch.nn.Module:
-    from segaug.train import mask2former
-
-    return mask2former.build(cfg, num_classes)
-
-
-register_family(ModelFamily("mmseg", _is_mmseg, _build_mmseg))
-register_family(ModelFamily("mask2former", lambda c: _arch_name(c) == "mask2former", _build_mask2former, own_loss=True))
+register_family(
+    ModelFamily(
+        "mmseg",
+        lambda c: backend(c) == "mmseg",
+        "segaug.train.mmseg_backend:create_model",
+        train="segaug.train.mmseg_backend:train",
+        load="segaug.train.mmseg_backend:load_model",
+    )
+)
+register_family(
+    ModelFamily(
+        "mask2former", lambda c: _arch_name(c) == "mask2former", "segaug.train.mask2former:build", own_loss=True
+    )
+)
 register_family(ModelFamily("smp", lambda c: True, _build_smp))
