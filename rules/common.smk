@@ -58,7 +58,9 @@ FIGURES = plan.figures_cfg(
     config
 )  # model, split and samples of Table 2 / Figure 5 / the grid
 TRAINSETS = (
-    ["origin"] + [f"paste-{m}" for m in CONFIG_PASTE_METHODS] + [f"gen-{v}" for v in VARIANTS]
+    ["origin"]
+    + [f"paste-{m}" for m in CONFIG_PASTE_METHODS]
+    + [f"gen-{v}" for v in VARIANTS]
 )
 PRIORS = ("lineart", "canny", "sketch")
 TINY_KINDS = (

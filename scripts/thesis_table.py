@@ -12,6 +12,7 @@ with --vlm-sets, a vlm_placed column gives the share of objects the VLM placed i
 """
 
 import argparse
+from pathlib import Path
 
 from segaug.cli import json_arg, run
 from segaug.errors import SegaugError
@@ -37,7 +38,8 @@ def main(argv=None):
         nargs="*",
         default=[],
         metavar="DIR",
-        help="the VLM pasted sets (all seeds): the paste-vlm row gets the share the VLM placed",
+        help="pasted sets of methods that ask a VLM (paste/METHOD/seedN, all seeds): the row of "
+        "paste-METHOD gets the share of objects the VLM placed",
     )
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
@@ -51,7 +53,10 @@ def main(argv=None):
     )
     args = ap.parse_args(argv)
     check_spec(args.provenance_json)
-    vlm_placed = {"paste-vlm": vlm_placed_label(args.vlm_sets)} if args.vlm_sets else None
+    by_set: dict[str, list[str]] = {}  # paste/<method>/seed<N>: the row of training set paste-<method>
+    for d in args.vlm_sets:
+        by_set.setdefault(f"paste-{Path(d).parent.name}", []).append(d)
+    vlm_placed = {ts: vlm_placed_label(dirs) for ts, dirs in by_set.items()} or None
     rows = thesis_rows(args.rows, load_class_runs(args.metrics), vlm_placed)
     write_table(public(rows), args.out_csv, args.out_md, "Thesis comparison: per-class IoU (%), mean ± std over seeds")
     iou_bar_figure(rows, args.out_bars)

@@ -89,10 +89,10 @@ def test_ablation_and_thesis_runs():
     assert {r.trainset for r in plan.d_final_runs(demo, [0])} == {"origin", demo["table1"]["d_final"]}
 
 
-def test_variant_plan_names():
-    assert plan.variant_plan({"balance": True}) == "balance-auto"
-    assert plan.variant_plan({"balance": True, "n_balance": 41}) == "balance-41"
-    assert plan.variant_plan({"balance": False, "copies": 2}) == "uniform-2"
+def test_plan_names():
+    assert plan.plan_name({"balance": True}) == "balance-auto"
+    assert plan.plan_name({"balance": True, "n_balance": 41}) == "balance-41"
+    assert plan.plan_name({"balance": False, "copies": 2}) == "uniform-2"
 
 
 def test_training_defaults_live_once_and_the_schema_agrees():

@@ -5,8 +5,9 @@ def generator_cfg(name):
     return {**GEN.get("generator_defaults", {}), **GEN["generators"][name]}
 
 
-def variant_plan(variant):
-    return plan.variant_plan(VARIANTS[variant])
+def plan_of_variant(name):
+    """The plan (e.g. balance-auto) the variant called ``name`` follows."""
+    return plan.plan_name(VARIANTS[name])
 
 
 def needs_captions(variant):
@@ -20,7 +21,7 @@ def generate_inputs(wildcards):
     gp = gen_prefix(wildcards.dataset, wildcards.split)
     inputs = {
         "dataset": dataset_dir(wildcards.dataset),
-        "plan": f"{gp}/plans/{variant_plan(wildcards.variant)}.json",
+        "plan": f"{gp}/plans/{plan_of_variant(wildcards.variant)}.json",
         "models": model_inputs(
             g.get("base"),
             g.get("vae"),
@@ -71,10 +72,10 @@ def num_shards(plan_json):
 
 def shard_dirs(wildcards):
     """The generation shards of a synthetic set; their number is known once the plan is."""
-    plan = checkpoints.plan.get(
+    plan_file = checkpoints.plan.get(
         dataset=wildcards.dataset,
         split=wildcards.split,
-        plan=variant_plan(wildcards.variant),
+        plan=plan_of_variant(wildcards.variant),
     ).output[0]
     d = gen_dir(wildcards.dataset, wildcards.split, wildcards.variant, wildcards.seed)
-    return [f"{d}/shards/{k}" for k in range(num_shards(plan))]
+    return [f"{d}/shards/{k}" for k in range(num_shards(plan_file))]

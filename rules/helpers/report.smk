@@ -26,7 +26,7 @@ def ablation_inputs(wildcards):
         gens = plan.synthetic_sets(runs)
         a = config["ablations"]
         ds = split_dataset(a["split"])
-        plans = {variant_plan(g.variant) for g in gens} | {"balance-auto"}
+        plans = {plan_of_variant(g.variant) for g in gens} | {"balance-auto"}
         inputs["plans"] = [
             f"{gen_prefix(ds, a['split'])}/plans/{p}.json" for p in sorted(plans)
         ]
@@ -45,6 +45,17 @@ def synthetic_sets_tables():
     return [f"{OUT}/tables/synthetic_sets.csv", f"{OUT}/tables/synthetic_sets.md"]
 
 
+def vlm_paste_methods(rows):
+    """Paste methods of the thesis rows that read the `vlm` section (their share of objects
+    the VLM placed is a column of the table)."""
+    methods = [
+        r["trainset"].removeprefix("paste-")
+        for r in rows
+        if r["trainset"].startswith("paste-")
+    ]
+    return [m for m in dict.fromkeys(methods) if "vlm" in get_method(m).sections]
+
+
 def thesis_inputs(wildcards):
     th = config["thesis"]
     ds = split_dataset(th["split"])
@@ -55,9 +66,9 @@ def thesis_inputs(wildcards):
             for ts in th.get("examples", [])
         ],
         "vlm_sets": [
-            paste_dir(ds, th["split"], "vlm", s)
+            paste_dir(ds, th["split"], m, s)
+            for m in vlm_paste_methods(th["rows"])
             for s in SEEDS
-            if any(r["trainset"] == "paste-vlm" for r in th["rows"])
         ],
     }
 
@@ -119,7 +130,7 @@ def final_plan():
     """The plan of D_final's synthetic set on the figures' split."""
     split = FIGURES["split"]
     prefix = gen_prefix(split_dataset(split), split)
-    return f"{prefix}/plans/{variant_plan(plan.gen_final_variant(config))}.json"
+    return f"{prefix}/plans/{plan_of_variant(plan.gen_final_variant(config))}.json"
 
 
 def samples_inputs(wildcards):

@@ -26,7 +26,6 @@ from segaug.io import atomic_path
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
-ALGORITHMS = ("md5", "sha256")
 # HTTP statuses worth asking again for; every other 4xx is final (a wrong url does not heal).
 RETRY_STATUS = {408, 425, 429}
 USER_AGENT = "segaug-download/1"

@@ -32,7 +32,6 @@ from segaug.errors import SegaugError
 from segaug.io import write_json
 
 log = logging.getLogger(__name__)
-SETS = ("train", "val")
 YEARS = ("2007", "2012")
 
 

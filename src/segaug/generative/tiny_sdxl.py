@@ -114,7 +114,7 @@ def make_vae():
 def text_encoder_config():
     from transformers import CLIPTextConfig
 
-    from segaug.generative.tiny import CLIP_VOCAB_SIZE, clip_vocab
+    from segaug.generative.tokenizers import CLIP_VOCAB_SIZE, clip_vocab
 
     vocab = clip_vocab()
     return CLIPTextConfig(
@@ -198,7 +198,7 @@ def _tokenizers():
     """Two tiny offline CLIP tokenizers (SDXL has ``tokenizer`` and ``tokenizer_2``)."""
     from transformers import CLIPTokenizer
 
-    from segaug.generative.tiny import clip_tokenizer
+    from segaug.generative.tokenizers import clip_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         path = clip_tokenizer(Path(tmp) / "tokenizer")

@@ -22,14 +22,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from segaug.generative.tiny import (
-    BOS_CLIP,
-    CLIP_VOCAB_SIZE,
-    EOS_CLIP,
-    clip_vocab,
-    make_clip_tokenizer,
-    seeded,
-)
+from segaug.generative.tiny import seeded
+from segaug.generative.tokenizers import BOS_CLIP, CLIP_VOCAB_SIZE, EOS_CLIP, clip_vocab, make_clip_tokenizer
 from segaug.io import atomic_path
 
 log = logging.getLogger(__name__)

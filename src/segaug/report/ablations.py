@@ -15,11 +15,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from segaug.errors import SegaugError
-from segaug.report.tables import _mean_std
+from segaug.report.tables import mean_std
 
-COMPONENTS = {  # Table 3: (1) Class-Prompt Appending, (2) Visual Prior Blending, (3) balancing, (4) filter
-    "origin": "D_origin (no synthetic data)",
-}
 PAPER = {
     "table3": {
         "origin": 46.54,
@@ -87,7 +84,7 @@ def _miou(groups, trainset):
     grp = groups.get(trainset)
     if not grp:
         raise SegaugError(f"no metrics for training set {trainset!r}: its runs are missing")
-    mean, std = _mean_std([r["miou"] for r in grp])
+    mean, std = mean_std([r["miou"] for r in grp])
     seeds = " ".join(str(s) for s in sorted(r["seed"] for r in grp))
     return round(mean, 2), round(std, 2), seeds
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from segaug.data.classnames import VOC_CLASSES
 from segaug.errors import SegaugError
-from segaug.report.tables import RUN_KEYS, _mean_std, paper_model, read_metrics
+from segaug.report.tables import RUN_KEYS, mean_std, paper_model, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ PAPER_TABLE2 = {
 }
 PAPER_MIOU = {"origin": 46.54, "final": 50.27}
 # fmt: on
-COLUMNS = ("class", "origin_mean", "origin_std", "final_mean", "final_std", "delta", "paper_origin", "paper_final")
 
 
 def load_class_runs(paths: Iterable[str | Path]) -> list[dict]:
@@ -102,7 +101,7 @@ def select_runs(
 def _stat(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample std of the non-null values; (None, None) when all are null."""
     v = [x for x in values if x is not None]
-    return _mean_std(v) if v else (None, None)
+    return mean_std(v) if v else (None, None)
 
 
 def _r(x: float | None) -> float | str:

@@ -71,7 +71,8 @@ def load_runs(paths: Iterable[str | Path]) -> list[dict]:
     return runs
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of the per-seed values."""
     a = np.asarray(values, dtype=float)
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
@@ -94,11 +95,11 @@ def table1(runs: list[dict], d_final: str) -> list[dict]:
             final = groups.get((model, split, d_final))
             if not origin and not final:
                 continue
-            mean_o = _mean_std([r["miou"] for r in origin])[0] if origin else math.nan
+            mean_o = mean_std([r["miou"] for r in origin])[0] if origin else math.nan
             for role, trainset, grp in (("origin", "origin", origin), ("final", d_final, final)):
                 if not grp:
                     continue
-                mean, std = _mean_std([r["miou"] for r in grp])
+                mean, std = mean_std([r["miou"] for r in grp])
                 paper = paper_miou(model, split, role)
                 rows.append(
                     {

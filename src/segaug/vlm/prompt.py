@@ -70,9 +70,6 @@ def system_prompt(answer_format: str = "segaug") -> str:
     )
 
 
-SYSTEM_PROMPT = system_prompt()
-
-
 def _check_rgb(name: str, arr: np.ndarray) -> None:
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         got = f"{arr.dtype} array of shape {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from segaug.generative.tiny import byte_chars
+from segaug.generative.tokenizers import byte_chars
 from segaug.io import atomic_path
 
 log = logging.getLogger(__name__)

@@ -100,12 +100,12 @@ def synthetic_sets(runs: Iterable[Run]) -> list[SyntheticSet]:
     return sorted({SyntheticSet(r.dataset, r.split, r.variant, r.seed) for r in runs if r.variant})
 
 
-def variant_plan(variant: dict) -> str:
-    """The plan a variant (its expanded config block) follows; plans are shared across
-    variants and seeds."""
-    if variant.get("balance", True):
-        return f"balance-{variant.get('n_balance', 'auto')}"
-    return f"uniform-{variant.get('copies', 1)}"
+def plan_name(variant_cfg: dict) -> str:
+    """The name of the plan a variant follows (``variant_cfg``: its expanded config block);
+    plans are shared across variants and seeds."""
+    if variant_cfg.get("balance", True):
+        return f"balance-{variant_cfg.get('n_balance', 'auto')}"
+    return f"uniform-{variant_cfg.get('copies', 1)}"
 
 
 def gen_final_variant(cfg: dict) -> str | None:
