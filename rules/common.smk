@@ -125,7 +125,8 @@ def split_dataset(split):
 
 
 def split_list(dataset, split, part):
-    """The id list of a split's ``part`` (train or val), as make_split writes it."""
+    """The id list of a split's ``part`` (train or val), as make_split writes it; also a
+    pattern, with "{dataset}" and "{split}" as the wildcards."""
     return f"{OUT}/{dataset}/{split}/splits/{part}.txt"
 
 

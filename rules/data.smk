@@ -79,8 +79,8 @@ rule make_split:
     input:
         unpack(split_inputs),
     output:
-        train=f"{OUT}/{{dataset}}/{{split}}/splits/train.txt",
-        val=f"{OUT}/{{dataset}}/{{split}}/splits/val.txt",
+        train=split_list("{dataset}", "{split}", "train"),
+        val=split_list("{dataset}", "{split}", "val"),
     log:
         f"{OUT}/logs/make_split/{{dataset}}/{{split}}.log",
     conda:

@@ -7,7 +7,7 @@ include: "helpers/pool.smk"
 rule pool:
     input:
         dataset=lambda w: dataset_dir(w.dataset),
-        train_list=f"{OUT}/{{dataset}}/{{split}}/splits/train.txt",
+        train_list=split_list("{dataset}", "{split}", "train"),
     output:
         directory(f"{OUT}/{{dataset}}/{{split}}/pool"),
     log:

@@ -46,7 +46,7 @@ rule train:
 rule evaluate:
     input:
         dataset=lambda w: dataset_dir(w.dataset),
-        val_list=f"{OUT}/{{dataset}}/{{split}}/splits/val.txt",
+        val_list=split_list("{dataset}", "{split}", "val"),
         model=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/model.pt",
     output:
         metrics=f"{OUT}/{{dataset}}/{{split}}/eval/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/metrics.json",
