@@ -41,52 +41,38 @@ def run(main: Callable[[list[str] | None], object], argv: list[str] | None = Non
         sys.exit(2)
 
 
+# `segaug <command>`: the module that implements each command (``add_arguments(parser)`` and
+# ``command(args)``), imported only when that command runs, so the scripts that import this
+# module for ``run`` do not pull in what the commands need.
+COMMANDS = {
+    "estimate": "segaug.estimate",
+    "calibrate": "segaug.estimate_calibrate",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``segaug`` console command (``python -m segaug.cli`` works too)."""
     import argparse
+    import importlib
 
-    ap = argparse.ArgumentParser(prog="segaug", description="segaug: cost sheet and calibration of a workflow config")
+    ap = argparse.ArgumentParser(prog="segaug", description="segaug: the cost sheet of a workflow config")
     sub = ap.add_subparsers(dest="command", required=True)
-    est = sub.add_parser(
-        "estimate",
-        help="print jobs, GPU-hours, CPU-hours, peak GPU memory and disk of a config (runs no job)",
-        description="Cost sheet of a config, per rule family and in total, from the dry run's job list "
-        "(snakemake -n, run in the current directory: the repository root) and per-job cost models; "
-        "every figure with its source. Run `segaug calibrate` once on your GPU for measured figures.",
-    )
-    est.add_argument("--configfile", required=True, help="the workflow config, e.g. config/config.yaml")
-    est.add_argument("targets", nargs="*", help="targets of the dry run (default: the workflow's default target)")
-    est.add_argument(
-        "--calibration", default="calibration.json", help="calibration file (default: %(default)s, if present)"
-    )
-    est.add_argument("--gpu", help="GPU type of the published figures: A100 (default), H100, A10, V100")
-    est.add_argument("--forceall", action="store_true", help="count every job, also those whose outputs exist")
-    est.add_argument("--json", action="store_true", help="machine-readable output")
-    cal = sub.add_parser(
-        "calibrate",
-        help="time a few training steps of each model and a few images of each generator of a config",
-        description="Writes the calibration file `segaug estimate` reads. Run it on the GPU type of your cluster.",
-    )
-    cal.add_argument("--configfile", required=True)
-    cal.add_argument("--out", default="calibration.json")
-    cal.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    cal.add_argument("--steps", type=int, default=5, help="timed training steps per model (after one warm-up)")
-    cal.add_argument("--images", type=int, default=3, help="timed images per generator and val images per model")
-    cal.add_argument("--tiny", action="store_true", help="batch 2, 64 px crops, tiny random SDXL: a CPU check")
+    ap_of = {}
+    for name, module in COMMANDS.items():
+        doc = {
+            "estimate": "print jobs, GPU-hours, CPU-hours, peak GPU memory and disk of a config (runs no job)",
+            "calibrate": "time a few training steps of each model and a few images of each generator of a config",
+        }[name]
+        ap_of[name] = (sub.add_parser(name, help=doc, description=doc), module)
+    args_list = sys.argv[1:] if argv is None else argv
+    name = next((a for a in args_list if not a.startswith("-")), None)
+    if name in ap_of:
+        parser, module = ap_of[name]
+        importlib.import_module(module).add_arguments(parser)
 
     def go(argv):
         args = ap.parse_args(argv)
-        from segaug.estimate import load_config, run_estimate
-
-        if args.command == "estimate":
-            sys.stdout.write(
-                run_estimate(args.configfile, args.targets, args.calibration, args.gpu, args.forceall, args.json)
-            )
-        else:
-            from segaug.estimate_calibrate import calibrate
-
-            calibrate(load_config(args.configfile), args.out, args.device, args.steps, args.images, args.tiny)
-            print(f"calibration written to {args.out}")
+        importlib.import_module(COMMANDS[args.command]).command(args)
 
     run(go, argv)
 

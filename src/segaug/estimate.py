@@ -691,3 +691,24 @@ def run_estimate(configfile, targets=(), calibration=None, gpu=None, forceall=Fa
             indent=1,
         )
     return format_sheet(sheet, str(configfile), figures.gpu)
+
+
+# ------------------------------------------------------------------ `segaug estimate`
+def add_arguments(ap) -> None:
+    ap.description = (
+        "Cost sheet of a config, per rule family and in total, from the dry run's job list (snakemake -n, "
+        "run in the current directory: the repository root) and per-job cost models, every figure with its "
+        "source. Run `segaug calibrate` once on your GPU for measured figures."
+    )
+    ap.add_argument("--configfile", required=True, help="the workflow config, e.g. config/config.yaml")
+    ap.add_argument("targets", nargs="*", help="targets of the dry run (default: the workflow's default target)")
+    ap.add_argument(
+        "--calibration", default="calibration.json", help="calibration file (default: %(default)s, if present)"
+    )
+    ap.add_argument("--gpu", help="GPU type of the published figures: A100 (default), H100, A10, V100")
+    ap.add_argument("--forceall", action="store_true", help="count every job, also those whose outputs exist")
+    ap.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def command(args) -> None:
+    sys.stdout.write(run_estimate(args.configfile, args.targets, args.calibration, args.gpu, args.forceall, args.json))

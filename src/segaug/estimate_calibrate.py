@@ -222,3 +222,21 @@ def calibrate(cfg: dict, out: str | Path, device: str = "auto", steps: int = 5, 
                 log.warning("generator %s not calibrated: %s", name, result["skipped"][f"generate {name}"])
     write_text(out, json.dumps(result, indent=1) + "\n")
     return result
+
+
+# ------------------------------------------------------------------ `segaug calibrate`
+def add_arguments(ap) -> None:
+    ap.description = "Writes the calibration file `segaug estimate` reads. Run it on the GPU type of your cluster."
+    ap.add_argument("--configfile", required=True)
+    ap.add_argument("--out", default="calibration.json")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--steps", type=int, default=5, help="timed training steps per model (after one warm-up)")
+    ap.add_argument("--images", type=int, default=3, help="timed images per generator and val images per model")
+    ap.add_argument("--tiny", action="store_true", help="batch 2, 64 px crops, tiny random SDXL: a CPU check")
+
+
+def command(args) -> None:
+    from segaug.estimate import load_config
+
+    calibrate(load_config(args.configfile), args.out, args.device, args.steps, args.images, args.tiny)
+    print(f"calibration written to {args.out}")

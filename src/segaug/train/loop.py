@@ -28,6 +28,7 @@ import torch
 from segaug.data.canonical import ClassTable, Sample, class_pixel_counts, read_label
 from segaug.errors import SegaugError
 from segaug.io import atomic_path, write_text
+from segaug.train import tracking
 from segaug.train.losses import LOSSES, class_weights_from_counts, create_loss
 
 log = logging.getLogger("segaug.train")
@@ -250,6 +251,7 @@ def train(
     run_info: dict | None = None,
     callbacks: Sequence = (),
     keep_state: bool = False,
+    logger: str = "tensorboard",
 ) -> dict:
     """Train a model; resume from ``state_dir/last.ckpt`` if present; write model and curve.
 
@@ -280,6 +282,7 @@ def train(
             device=device,
             run_info=run_info,
             keep_state=keep_state,
+            logger=logger,
         )
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -359,6 +362,7 @@ def train(
         enable_version_counter=False,
     )
     log_every = max(1, min(50, val_interval // 4))
+    loggers = tracking.lightning_loggers(logger, Path(out_curve).parent, run_info)  # tb/ beside curve.csv
     with warnings.catch_warnings():
         # expected here: few workers in tests, srun present but Snakemake owns the job, the
         # state dir holding the checkpoint we resume from, a Lightning-internal deprecation
@@ -382,8 +386,14 @@ def train(
             limit_train_batches=val_interval,
             check_val_every_n_epoch=1,
             num_sanity_val_steps=0,
-            callbacks=[checkpoint, _progress_callback(steps, log_every), *callbacks],
-            logger=False,
+            callbacks=[
+                checkpoint,
+                _progress_callback(steps, log_every),
+                *tracking.lightning_callbacks(loggers, log_every),
+                *callbacks,
+            ],
+            logger=loggers or False,
+            log_every_n_steps=log_every,
             enable_progress_bar=False,
             enable_model_summary=True,
             default_root_dir=state_dir,
@@ -394,6 +404,7 @@ def train(
         )
         t0 = time.perf_counter()
         trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+    tracking.close_lightning_loggers(loggers)
     if trainer.global_step != steps:
         raise SegaugError(
             f"training stopped at step {trainer.global_step} of {steps}; run it again to resume "

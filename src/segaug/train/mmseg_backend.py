@@ -377,6 +377,7 @@ def _runner_parts():
             sc = validate(model, self.val_loader, self.num_classes, self.class_names, self.output_stride, device)
             entry = {"step": k, "val_miou": float(sc["miou"]), "val_pixel_acc": float(sc["pixel_acc"]), "lr": self.lr}
             self.history.append(entry)
+            self.last_scores = sc  # per-class IoU for the tracking hook (segaug.train.tracking)
             log.info(
                 "step %d: val mIoU %.4f, pixel acc %.4f (lr %.3g)",
                 k,
@@ -445,10 +446,12 @@ def train(
     run_info: dict | None = None,
     keep_state: bool = False,
     stop_at: int | None = None,
+    logger: str = "tensorboard",
 ) -> dict:
     """:func:`segaug.train.loop.train` for ``backend: mmseg`` (same arguments and outputs;
     ``stop_at`` makes the run fail before that step, as a kill would)."""
     from segaug.io import write_text
+    from segaug.train import tracking
     from segaug.train.data import SegDataset, StreamSampler
     from segaug.train.loop import (
         _check_resume,
@@ -538,7 +541,8 @@ def train(
             param_scheduler=dict(type="ParamSchedulerHook"),
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=val_interval, max_keep_ckpts=1),
         ),
-        custom_hooks=[hook],
+        custom_hooks=[hook, *tracking.mmengine_hooks(logger, hook)],
+        visualizer=tracking.mmengine_visualizer(logger, Path(out_curve).parent, run_info),
         randomness=dict(seed=int(seed), deterministic=False, diff_rank_seed=False),
         log_processor=dict(by_epoch=False),
         load_from=str(resume) if resume else None,
