@@ -120,3 +120,20 @@ def test_mmseg_training_writes_event_files(shapes, tmp_path):  # noqa: F811
     assert "loss" in s and "lr" in s  # mmengine's LoggerHook scalars
     assert (a / "curve.csv").read_bytes() == (b / "curve.csv").read_bytes()
     assert not (a / "state").exists() and not (b / "tb").exists()
+
+
+def test_progress_is_log_lines_not_a_bar(caplog):
+    """Long jobs (conversion, crops, paste, priors, captions, generation, downloads) log a line
+    every SEGAUG_PROGRESS_SECONDS (30 s by default) and one at the end: no carriage returns."""
+    from segaug.progress import Progress, progress
+
+    with caplog.at_level("INFO", logger="segaug.progress"):
+        assert list(progress(range(5), desc="paste (random)", every_s=0)) == [0, 1, 2, 3, 4]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("paste (random): 1/5 img (20%)") and "eta" in lines[0]
+    assert len(lines) == 6 and lines[-1].startswith("paste (random): done, 5 img in")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="segaug.progress"), Progress(None, "download x.tar", "MB") as p:
+        p.update(2.5)  # within the interval: no line
+    assert [r.getMessage()[:29] for r in caplog.records] == ["download x.tar: done, 2 MB in"]
+    assert not any("\r" in r.getMessage() for r in caplog.records)

@@ -22,6 +22,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from segaug.data.class_tables import VOC_VOID_COLOUR
 from segaug.data.sources import id_problem
 from segaug.errors import SegaugError
+from segaug.progress import progress
 
 IGNORE_INDEX = 255
 MAX_LISTED = 20
@@ -210,7 +211,7 @@ def check_pairs(
 
     good = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for found in pool.map(one, pairs):
+        for found in progress(pool.map(one, pairs), total=len(pairs), desc="check and convert"):
             problems.extend(found)
             good += not found
     return good
