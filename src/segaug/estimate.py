@@ -82,6 +82,10 @@ def parse_dry_run(text: str) -> tuple[list[Job], dict[str, int]]:
 
 def dry_run_jobs(configfile: str | Path, targets=(), forceall: bool = False, snakefile: str | None = None):
     """Run ``snakemake -n`` and return (jobs, job stats); a failed dry run is a SegaugError."""
+    if not Path(snakefile or "Snakefile").exists():
+        raise SegaugError(
+            f"no {snakefile or 'Snakefile'} in {Path.cwd()}: run `segaug estimate` in the repository root"
+        )
     cmd = [sys.executable, "-m", "snakemake", "-n", "--configfile", str(configfile)]
     if snakefile:
         cmd += ["--snakefile", snakefile]
@@ -298,8 +302,24 @@ class Sizes:
             n = _VOC_SETS[str(ds["year"])][name]
             self.fig.figure(f"split {split}/{which}", f"{n} images", [self.fig.cite("voc_split_sizes")])
             return n, self.fig.cite("voc_split_sizes")
+        if ds.get("kind") == "vaihingen" and kind == "set":
+            n = self._vaihingen_patches(ds, name)
+            if n is not None:
+                self.fig.figure(f"split {split}/{which}", f"~{n} patches", [self.fig.cite("vaihingen_tiles")])
+                return n, self.fig.cite("vaihingen_tiles")
         self.notes.append(f"size of {split}/{which} unknown (make the split first): counted as 0")
         return 0, "unknown"
+
+    @staticmethod
+    def _vaihingen_patches(ds: dict, name: str) -> int | None:
+        """Patches of a Vaihingen split's tiles, at the average tile size (2064 x 2494 px)."""
+        from segaug.data.vaihingen import THESIS_SPLITS, patch_grid
+
+        tiles = (ds.get("splits") or {}).get(name) or THESIS_SPLITS.get(name)
+        if not tiles:
+            return None
+        size = int(ds.get("patch_size", 512))
+        return len(tiles) * len(patch_grid(2064, 2494, size, int(ds.get("stride", size))))
 
     def gen_images(self, split: str, dataset: str, plan: str) -> tuple[int, str]:
         """|D_gen| of a plan: read from the plan file, else predicted."""
