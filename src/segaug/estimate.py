@@ -86,12 +86,12 @@ def dry_run_jobs(configfile: str | Path, targets=(), forceall: bool = False, sna
         raise SegaugError(
             f"no {snakefile or 'Snakefile'} in {Path.cwd()}: run `segaug estimate` in the repository root"
         )
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--configfile", str(configfile)]
+    # targets first: --configfile takes every word after it
+    cmd = [sys.executable, "-m", "snakemake", "-n", *targets, "--configfile", str(configfile)]
     if snakefile:
         cmd += ["--snakefile", snakefile]
     if forceall:
         cmd.append("-F")
-    cmd += list(targets)
     p = subprocess.run(cmd, capture_output=True, text=True)
     out = p.stdout + "\n" + p.stderr
     if p.returncode:
