@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 # Rules call `python`: the venv's, unless a rule runs in its conda env (--sdm conda).
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench lint dag clean-demo install-profile mmseg-env
+.PHONY: setup demo test bench lint dag clean-demo install-profile mmseg-env calibrate estimate
 
 setup: $(VENV)/.installed
 
@@ -64,6 +64,17 @@ lint: setup
 
 dag: setup
 	$(VENV)/bin/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
+
+# The cost sheet of a config (runs no job) and the calibration it reads: run `make calibrate` once
+# on a node with the cluster's GPU type (a few timed steps of each model, a few SDXL images; the
+# SDXL weights must be prefetched), then `make estimate`. TINY=1: tiny models on the CPU.
+CONFIG ?= config/config.yaml
+CALIBRATION ?= calibration.json
+calibrate: setup
+	$(VENV)/bin/segaug calibrate --configfile $(CONFIG) --out $(CALIBRATION) $(if $(TINY),--tiny)
+
+estimate: setup
+	$(VENV)/bin/segaug estimate --configfile $(CONFIG) --calibration $(CALIBRATION)
 
 clean-demo:
 	rm -rf results/demo

@@ -32,6 +32,7 @@ rule train:
         train=lambda w: jarg(train_json(w.model)),
         loss=lambda w: jarg(config["losses"][w.loss]),
         run=lambda w: jarg(run_info(w)),
+        logger=config.get("logger", "tensorboard"),
         hf_home=HF_HOME,
     shell:
         "HF_HOME={params.hf_home} HF_HUB_OFFLINE=1 TORCH_HOME={params.hf_home}/torch"
@@ -39,6 +40,7 @@ rule train:
         " --train-list {input.train_list} {params.extra} --val-list {input.val_list}"
         " --model-json {params.model} --train-json {params.train} --loss-json {params.loss}"
         " --run-json {params.run} --seed {wildcards.seed} --threads {threads}"
+        " --logger {params.logger}"
         " --out-model {output.model} --out-curve {output.curve} --state-dir {params.state}"
         " 2> {log}"
 

@@ -14,12 +14,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from tqdm import tqdm
-
 from segaug.cli import json_arg, run
 from segaug.data.canonical import ClassTable, load_pair, read_split, samples, write_image
 from segaug.errors import SegaugError
 from segaug.io import atomic_path
+from segaug.progress import progress
 
 log = logging.getLogger("priors")
 KEYS = ("annotators", "detect_resolution", "canny", "label_prior", "edge_width")
@@ -55,7 +54,7 @@ def main(argv=None):
     with atomic_path(args.out) as tmp:
         (tmp / "image").mkdir(parents=True)
         (tmp / "label").mkdir()
-        for s in tqdm(pairs, desc=f"priors ({args.prior})", unit="img"):
+        for s in progress(pairs, desc=f"priors ({args.prior})"):
             image, label = load_pair(s, table.num_classes)
             write_image(tmp / "image" / f"{s.id}.png", detector(image))
             v_label = label_prior(detector, label, table, cfg.get("label_prior", "palette"), cfg.get("edge_width", 2))

@@ -54,6 +54,12 @@ def main(argv=None):
     ap.add_argument("--state-dir", required=True, type=Path, help="checkpoints for resuming")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, help="CPU threads for torch (the rule's threads)")
+    ap.add_argument(
+        "--logger",
+        default="tensorboard",
+        choices=["tensorboard", "wandb", "none"],
+        help="run tracking: TensorBoard event files in OUT_CURVE's directory /tb (wandb: also a W&B run)",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         args.train_json["threads"] = args.threads
@@ -83,6 +89,7 @@ def main(argv=None):
         args.state_dir,
         device=args.device,
         run_info=args.run_json,
+        logger=args.logger,
     )
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from segaug.data.canonical import (
     ClassTable,
@@ -39,6 +38,7 @@ from segaug.data.canonical import (
 )
 from segaug.errors import SegaugError
 from segaug.io import atomic_path, write_json
+from segaug.progress import progress
 
 log = logging.getLogger("segaug.pool")
 
@@ -174,7 +174,7 @@ def build_pool(
         source = "config"
     else:
         log.info("counting class pixels over %d images", len(pairs))
-        counts = class_pixel_counts((read_label(s.label, nc) for s in tqdm(pairs, desc="class counts", unit="img")), nc)
+        counts = class_pixel_counts((read_label(s.label, nc) for s in progress(pairs, desc="class counts")), nc)
         class_ids = minority_classes_by_frequency(counts, max_fraction)
         source = "frequency"
         if not class_ids:
@@ -188,7 +188,7 @@ def build_pool(
     per_class = {c: {"objects": 0, "pixels": 0, "images": 0} for c in class_ids}
     with atomic_path(out_dir) as tmp:
         (tmp / "crops").mkdir(parents=True)
-        for s in tqdm(pairs, desc="crop", unit="img"):
+        for s in progress(pairs, desc="crop"):
             label = read_label(s.label, nc)
             if not np.isin(label, class_ids).any():
                 continue  # skip decoding the image

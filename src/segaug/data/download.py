@@ -19,10 +19,9 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from segaug.errors import SegaugError
 from segaug.io import atomic_path
+from segaug.progress import Progress
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -105,12 +104,12 @@ def _fetch(url: str, dest: Path, algo: str, expected: str, timeout: float) -> Pa
                 length = r.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 done = 0
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, mininterval=5, leave=False) as bar:
+                with Progress(total and total / 1e6, desc=f"download {dest.name}", unit="MB") as bar:
                     for chunk in iter(lambda: r.read(CHUNK), b""):
                         f.write(chunk)
                         h.update(chunk)
                         done += len(chunk)
-                        bar.update(len(chunk))
+                        bar.update(len(chunk) / 1e6)
                 if total is not None and done != total:
                     raise _Retry(f"connection closed after {done} of {total} bytes")
             actual = h.hexdigest()

@@ -24,6 +24,7 @@ from segaug.data.class_tables import VOC_VOID_COLOUR
 from segaug.data.layout import IGNORE_INDEX
 from segaug.data.sources import id_problem
 from segaug.errors import SegaugError
+from segaug.progress import progress
 
 MAX_LISTED = 20
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, not decode to grey
@@ -200,7 +201,7 @@ def check_pairs(
 
     good = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for found in pool.map(one, pairs):
+        for found in progress(pool.map(one, pairs), total=len(pairs), desc="check and convert"):
             problems.extend(found)
             good += not found
     return good

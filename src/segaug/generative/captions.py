@@ -118,13 +118,13 @@ def greedy_config(base, max_new_tokens: int):
 
 
 def caption_images(captioner: Captioner, items: Iterable[tuple[str, np.ndarray]]) -> dict[str, str]:
-    """Caption ``(id, image)`` pairs in batches; return ``{id: caption}`` (progress bar on stderr)."""
-    from tqdm import tqdm
+    """Caption ``(id, image)`` pairs in batches; return ``{id: caption}`` (progress in the log)."""
+    from segaug.progress import Progress
 
     captions: dict[str, str] = {}
     pending: list[tuple[str, np.ndarray]] = []
     total = len(items) if hasattr(items, "__len__") else None
-    with tqdm(total=total, desc="captions", unit="img") as bar:
+    with Progress(total, desc="captions") as bar:
         for item in items:
             pending.append(item)
             if len(pending) == captioner.batch_size:

@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from segaug.data.canonical import (
     IGNORE_INDEX,
@@ -45,6 +44,7 @@ from segaug.errors import SegaugError
 from segaug.generative.priors import blend
 from segaug.generative.prompts import build_prompt
 from segaug.io import atomic_path, read_json, write_json, write_text
+from segaug.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def generate_shard(
     with atomic_path(out_dir) as tmp:
         for sub in ("images", "labels", "priors"):
             (tmp / sub).mkdir(parents=True)
-        for e in tqdm(entries, desc=f"generate ({v['generator']})", unit="img"):
+        for e in progress(entries, desc=f"generate ({v['generator']})"):
             src = e["source"]
             if src not in image_classes:
                 raise SegaugError(f"plan entry {e}: image {src!r} is not in the plan's split")

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from segaug.data.canonical import (
     ClassTable,
@@ -44,6 +43,7 @@ from segaug.paste.options import PasteOptions
 from segaug.paste.output import OutputOptions, map_images, write_into_staging
 from segaug.paste.placement import Candidate, Placement, Placer
 from segaug.pool import PoolObject
+from segaug.progress import progress
 
 log = logging.getLogger("segaug.paste")
 
@@ -344,7 +344,7 @@ def paste_dataset(
             nc,
         )
         results = map_images(_paste_source, job, len(pairs), workers)
-        for res in tqdm(results, total=len(pairs), desc=f"paste ({placer.name})", unit="img"):
+        for res in progress(results, total=len(pairs), desc=f"paste ({placer.name})"):
             for out_id, lines, sk, n_done, pixels, classes in res:
                 new_ids.append(out_id)
                 manifest.extend(lines)

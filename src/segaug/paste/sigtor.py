@@ -50,7 +50,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from segaug.data.canonical import ClassTable, load_pair, samples
 from segaug.errors import SegaugError
@@ -67,6 +66,7 @@ from segaug.paste.compose import transform_object
 from segaug.paste.output import OutputOptions, map_images, write_into_staging
 from segaug.paste.pipeline import BalancedObjectSampler, check_options, check_pool, write_pasted_set
 from segaug.pool import PoolObject
+from segaug.progress import progress
 
 log = logging.getLogger("segaug.paste.sigtor")
 
@@ -845,7 +845,7 @@ def sigtor_dataset(
             output,
         )
         results = map_images(_sigtor_source, job, len(pairs), workers)
-        for res in tqdm(results, total=len(pairs), desc="paste (sigtor)", unit="img"):
+        for res in progress(results, total=len(pairs), desc="paste (sigtor)"):
             for out_id, pasted_lines, sk, stats in res:
                 new_ids.append(out_id)
                 manifest.extend(pasted_lines)

@@ -24,6 +24,7 @@ import torch
 
 from segaug.data.canonical import ClassTable, Sample
 from segaug.errors import SegaugError
+from segaug.train import tracking
 from segaug.train.models import model_family
 from segaug.train.run import (  # noqa: F401  (TRAIN_DEFAULTS, MODEL_FORMAT: re-exported)
     MODEL_FORMAT,
@@ -100,6 +101,7 @@ def train(
     run_info: dict | None = None,
     callbacks: Sequence = (),
     keep_state: bool = False,
+    logger: str = "tensorboard",
 ) -> dict:
     """Train a model; resume from the checkpoint in ``state_dir`` if present; write the model
     file and the curve. The model's family (segaug.train.models) names its backend: Lightning
@@ -109,7 +111,8 @@ def train(
     Once the model file is written the checkpoint has done its job and is removed (unless
     ``keep_state``), so a forced rerun trains from scratch instead of re-exporting old state
     (which would hide a code change). ``callbacks``: extra Lightning callbacks (tests use one to
-    simulate a kill). Returns ``{"steps", "best", "history", "resumed_from"}``.
+    simulate a kill). ``logger``: what watches the run (segaug.train.tracking: TensorBoard event
+    files beside the curve, optionally W&B). Returns ``{"steps", "best", "history", "resumed_from"}``.
     """
     backend_train = model_family(model_cfg).train_function()
     kw = {"callbacks": callbacks} if callbacks else {}
@@ -127,6 +130,7 @@ def train(
         device=device,
         run_info=run_info,
         keep_state=keep_state,
+        logger=logger,
         **kw,
     )
 
@@ -146,6 +150,7 @@ def train_lightning(
     run_info: dict | None = None,
     callbacks: Sequence = (),
     keep_state: bool = False,
+    logger: str = "tensorboard",
 ) -> dict:
     """The Lightning backend of :func:`train` (smp models, Mask2Former)."""
     import lightning as L
@@ -156,8 +161,10 @@ def train_lightning(
     L.seed_everything(int(seed), workers=False, verbose=False)  # model initialisation
     module = _module(run, model_cfg, class_table, seed)
     train_loader, val_loader = _loaders(run, train_samples, val_samples, seed, lambda: module.global_step)
-    trainer = _trainer(run, callbacks)
+    loggers = tracking.lightning_loggers(logger, Path(out_curve).parent, run_info)  # tb/ beside curve.csv
+    trainer = _trainer(run, callbacks, loggers)
     _fit(run, trainer, module, train_loader, val_loader, ckpt_path)
+    tracking.close_lightning_loggers(loggers)
     history = list(module.history)
     best = finish_run(
         run,
@@ -220,7 +227,7 @@ def _loaders(run: RunSetup, train_samples, val_samples, seed: int, global_step):
     return train_loader, val_loader
 
 
-def _trainer(run: RunSetup, callbacks: Sequence):
+def _trainer(run: RunSetup, callbacks: Sequence, loggers: list):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -252,8 +259,14 @@ def _trainer(run: RunSetup, callbacks: Sequence):
             limit_train_batches=val_interval,
             check_val_every_n_epoch=1,
             num_sanity_val_steps=0,
-            callbacks=[checkpoint, _progress_callback(steps, log_every), *callbacks],
-            logger=False,
+            callbacks=[
+                checkpoint,
+                _progress_callback(steps, log_every),
+                *tracking.lightning_callbacks(loggers, log_every),
+                *callbacks,
+            ],
+            logger=loggers or False,
+            log_every_n_steps=log_every,
             enable_progress_bar=False,
             enable_model_summary=True,
             default_root_dir=run.state_dir,

@@ -364,6 +364,7 @@ def _runner_parts():
             sc = validate(model, self.val_loader, self.num_classes, self.class_names, self.output_stride, device)
             entry = {"step": k, "val_miou": float(sc["miou"]), "val_pixel_acc": float(sc["pixel_acc"]), "lr": self.lr}
             self.history.append(entry)
+            self.last_scores = sc  # per-class IoU for the tracking hook (segaug.train.tracking)
             log.info(
                 "step %d: val mIoU %.4f, pixel acc %.4f (lr %.3g)",
                 k,
@@ -432,6 +433,7 @@ def train(
     run_info: dict | None = None,
     keep_state: bool = False,
     stop_at: int | None = None,
+    logger: str = "tensorboard",
 ) -> dict:
     """The mmseg backend of :func:`segaug.train.loop.train` (same arguments and outputs;
     ``stop_at`` makes the run fail before that step, as a kill would)."""
@@ -445,7 +447,8 @@ def train(
     stream = _Shared()  # {"loop": the train loop}: the stream restarts at its iteration
     train_loader, val_loader = _loaders(run, train_samples, val_samples, seed, stream)
     hook = _seg_hook(run, mm_cfg, val_loader, class_table, seed, stop_at)
-    runner = _runner(run, mm_cfg, train_loader, stream, hook, seed, resume)
+    tracking_parts = _tracking(logger, hook, Path(out_curve).parent, run_info)
+    runner = _runner(run, mm_cfg, train_loader, stream, hook, seed, resume, tracking_parts)
     _fit(run, runner)
     history = list(hook.history)
     best = finish_run(
@@ -520,7 +523,17 @@ def _seg_hook(run: RunSetup, mm_cfg, val_loader, class_table, seed: int, stop_at
     return hook
 
 
-def _runner(run: RunSetup, mm_cfg, train_loader, stream, hook, seed: int, resume):
+def _tracking(logger: str, hook, out_dir: Path, run_info: dict | None) -> dict:
+    """The Runner's visualizer and extra hooks that write TensorBoard (and W&B) beside the curve."""
+    from segaug.train import tracking
+
+    return {
+        "custom_hooks": tracking.mmengine_hooks(logger, hook),
+        "visualizer": tracking.mmengine_visualizer(logger, out_dir, run_info),
+    }
+
+
+def _runner(run: RunSetup, mm_cfg, train_loader, stream, hook, seed: int, resume, tracking_parts: dict):
     from mmengine.runner import Runner
 
     Loop, _ = _runner_parts()
@@ -542,7 +555,8 @@ def _runner(run: RunSetup, mm_cfg, train_loader, stream, hook, seed: int, resume
             param_scheduler=dict(type="ParamSchedulerHook"),
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=val_interval, max_keep_ckpts=1),
         ),
-        custom_hooks=[hook],
+        custom_hooks=[hook, *tracking_parts["custom_hooks"]],
+        visualizer=tracking_parts["visualizer"],
         randomness=dict(seed=int(seed), deterministic=False, diff_rank_seed=False),
         log_processor=dict(by_epoch=False),
         load_from=str(resume) if resume else None,
