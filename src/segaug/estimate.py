@@ -346,13 +346,13 @@ class Cost:
     refs: set = field(default_factory=set)
 
 
-def _train_cfg(cfg: dict, model: str) -> dict:
-    from segaug.train.loop import TRAIN_DEFAULTS
+def train_cfg_of(cfg: dict, model: str) -> dict:
+    from segaug.train.run import TRAIN_DEFAULTS
 
     return {**TRAIN_DEFAULTS, **cfg.get("train", {}), **cfg["models"][model].get("train", {})}
 
 
-def _variants(cfg: dict) -> dict:
+def config_variants(cfg: dict) -> dict:
     from segaug.workflow.config import expand_variants
 
     return expand_variants(cfg) if cfg.get("generative") else {}
@@ -362,7 +362,7 @@ class Estimator:
     def __init__(self, cfg: dict, figures: Figures):
         self.cfg, self.fig = cfg, figures
         self.sizes = Sizes(cfg, figures)
-        self.variants = _variants(cfg)
+        self.variants = config_variants(cfg)
         self.gen = cfg.get("generative") or {}
         self.hf_home = cfg.get("hf_home", "resources/huggingface").rstrip("/")
 
@@ -403,7 +403,7 @@ class Estimator:
         m = w["model"]
         arch = self.cfg["models"][m].get("arch", "")
         t = self.fig.train(m, arch)
-        tc = _train_cfg(self.cfg, m)
+        tc = train_cfg_of(self.cfg, m)
         px = tc["batch_size"] * tc["crop_size"][0] * tc["crop_size"][1]
         ref_px = t["batch"] * t["crop"][0] * t["crop"][1]
         step_s = t["s_per_step"] * px / ref_px * t["scale"]

@@ -180,7 +180,7 @@ def calibrate(cfg: dict, out: str | Path, device: str = "auto", steps: int = 5, 
     import torch
 
     from segaug.device import resolve_device
-    from segaug.estimate import _train_cfg, _variants
+    from segaug.estimate import config_variants, train_cfg_of
 
     device = resolve_device(device)
     if cfg.get("hf_home"):
@@ -203,13 +203,13 @@ def calibrate(cfg: dict, out: str | Path, device: str = "auto", steps: int = 5, 
     for m in used_models(cfg):
         log.info("timing %d training steps of %s", steps, m)
         try:
-            result["train"][m] = time_training(cfg["models"][m], _train_cfg(cfg, m), device, steps, images, tiny)
+            result["train"][m] = time_training(cfg["models"][m], train_cfg_of(cfg, m), device, steps, images, tiny)
             log.info("%s: %s", m, result["train"][m])
         except Exception as e:  # an mmseg-backend model outside its env, a missing package
             result["skipped"][m] = f"{type(e).__name__}: {e}"[:300]
             log.warning("%s not calibrated: %s", m, result["skipped"][m])
     gen = cfg.get("generative") or {}
-    names = sorted({v["generator"] for v in _variants(cfg).values()})
+    names = sorted({v["generator"] for v in config_variants(cfg).values()})
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             g = {**gen.get("generator_defaults", {}), **gen["generators"][name]}
