@@ -69,6 +69,13 @@ dag: setup
 	dot -Tsvg docs/rulegraph.dot.tmp > docs/rulegraph.svg.tmp
 	mv docs/rulegraph.svg.tmp docs/rulegraph.svg && rm docs/rulegraph.dot.tmp
 
+# The demo's numbers in README.md and docs/performance.md (between `readme:` markers), from a finished run:
+# `make readme` after `make demo`; RESULTS=<outdir> for another run. Standard library only.
+RESULTS ?= results/demo
+.PHONY: readme
+readme:
+	python3 scripts/readme_tables.py --results $(RESULTS) README.md docs/performance.md
+
 clean-demo:
 	rm -rf results/demo
 
