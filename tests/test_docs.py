@@ -134,6 +134,17 @@ def test_readme_thesis_counts_are_the_dry_runs(tmp_path):
     assert sentence in text
 
 
+def test_demo_counts_are_the_dry_runs(tmp_path):
+    p = run_snakemake("-n", "--configfile", str(ROOT / "config" / "demo.yaml"), cwd=tmp_path)
+    stats = _job_stats(p.stdout)
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert f"{stats['train']} trainings and their evaluations" in readme
+    performance = " ".join((DOCS / "performance.md").read_text(encoding="utf-8").split())
+    # the 9 generation shards join only once the plans exist: not in the dry run
+    assert f"(118 jobs: the {stats['total']} that `snakemake -n --configfile config/demo.yaml` plans" in performance
+    assert f"{118 - stats['total']} generation shards" in performance
+
+
 # ------------------------------------------------------------------------------ make readme
 def _write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

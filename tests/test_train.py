@@ -679,7 +679,7 @@ def test_paper_models_are_r50_v1c_d8_with_aux_head(name):
     # to the parameter, part by part
     assert (enc, total - enc - aux, aux) == (ref["backbone"], ref["decode_head"], ref["auxiliary_head"])
     assert total == sum(ref.values())
-    # smp's own decoders are the same designs, narrower (the README's fidelity table)
+    # smp's own decoders are the same designs, narrower (the table in docs/fidelity.md)
     smp_dec = create_model(
         {
             **cfg,
