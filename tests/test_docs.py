@@ -145,6 +145,18 @@ def test_demo_counts_are_the_dry_runs(tmp_path):
     assert f"{118 - stats['total']} generation shards" in performance
 
 
+def test_readme_demo_settings_are_the_demo_configs():
+    cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    shapes = next(d for d in cfg["datasets"].values() if d["kind"] == "demo")
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert f"on {shapes['num_train']} generated images" in readme
+    assert (
+        f"{shapes['num_train']} train / {shapes['num_val']} val images of {shapes['width']}×{shapes['height']}"
+        in readme
+    )
+    assert f"learns little in {cfg['train']['steps']} steps" in readme
+
+
 # ------------------------------------------------------------------------------ make readme
 def _write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
