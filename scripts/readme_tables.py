@@ -146,8 +146,8 @@ def block_source(results: Path, opts: dict, machine: str) -> str:
         code = "unknown (no provenance sidecar)"
     day = dt.datetime.fromtimestamp(table.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d")
     return (
-        f"Filled in by `make readme` from `{results.as_posix()}/tables/` (code `{code}`, "
-        f"tables written {day}, machine: {machine}).\n"
+        f"Filled in by `make readme` from `{results.as_posix()}/tables/`\n"
+        f"(code `{code}`, tables written {day}, machine: {machine}).\n"
     )
 
 
