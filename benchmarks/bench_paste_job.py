@@ -151,7 +151,7 @@ def main(argv=None):
     )
     print(f"  segaug, 1 process          {med('segaug', 0):6.1f} img/s  {med('segaug', 1):6.1f} per core")
     print(
-        f"  before rework, 1 process  {med('before', 0):6.1f} img/s  {med('before', 1):6.1f} per core"
+        f"  before rework, 1 process   {med('before', 0):6.1f} img/s  {med('before', 1):6.1f} per core"
         f"   segaug/before {ratio('segaug', 'before', 0):.2f}x"
     )
     if res["workers"]:
