@@ -62,8 +62,19 @@ lint: setup
 	$(VENV)/bin/snakefmt --check Snakefile rules/
 	$(VENV)/bin/snakemake --lint
 
+# The rule graph of the paper config (needs graphviz's `dot`); tests/test_docs.py checks the svg's
+# rules against `snakemake --rulegraph`, so rerun this after adding or removing a rule.
 dag: setup
-	$(VENV)/bin/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
+	$(VENV)/bin/snakemake --rulegraph --configfile config/config.yaml > docs/rulegraph.dot.tmp
+	dot -Tsvg docs/rulegraph.dot.tmp > docs/rulegraph.svg.tmp
+	mv docs/rulegraph.svg.tmp docs/rulegraph.svg && rm docs/rulegraph.dot.tmp
+
+# The demo's numbers in README.md and docs/performance.md (between `readme:` markers), from a finished run:
+# `make readme` after `make demo`; RESULTS=<outdir> for another run. Standard library only.
+RESULTS ?= results/demo
+.PHONY: readme
+readme:
+	python3 scripts/readme_tables.py --results $(RESULTS) README.md docs/performance.md
 
 # The cost sheet of a config (runs no job) and the calibration it reads: run `make calibrate` once
 # on a node with the cluster's GPU type (a few timed steps of each model, a few SDXL images; the

@@ -6,7 +6,7 @@ same images already decoded and normalised in memory (the upper bound).
 * ``bare``: ``model(x).argmax(1)`` over the same batches, tensors prepared beforehand;
 * ``segaug``: ``evaluate(..., batch_size=--batch)``, everything included (``--batch`` 1 is
   its default on a CPU, where one image at a time is the fastest; batches pay off on a GPU);
-* ``before``: the evaluation before issue 13: one image at a time (``batch_size=1``) and the
+* ``before``: the evaluation before its rework: one image at a time (``batch_size=1``) and the
   model file read a second time for the metrics file, as scripts/evaluate.py did.
 
 One torch thread, no loader workers (one core), CPU time (``time.process_time``), interleaved

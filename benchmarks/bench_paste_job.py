@@ -6,7 +6,7 @@ data) and their object pool, one SIGtor-style job (:func:`segaug.paste.sigtor.si
 2-4 draws per image, feathered blending) is timed end to end:
 
 * ``segaug``: as the job runs now (OpenCV PNG at compress level 1, one staging directory);
-* ``before``: the writer before issue 13 (PIL PNG at level 6, a temporary directory per file);
+* ``before``: the writer before its rework (PIL PNG at level 6, a temporary directory per file);
 * ``segaug xN``: the same job over N worker processes (``--workers``, default: the cores);
 * ``SIGtor fast``: the original SIGtor (github.com/solufast/SIGtor; ``--sigtor DIR``, a
   checkout; "reference not installed" without it) generating as many images from the same
@@ -52,7 +52,7 @@ def _cpu():
 
 
 def _old_writer(path, image, compress_level):
-    """The writer before issue 13: PIL at its default level 6, via a temp dir per file."""
+    """The writer before its rework: PIL at its default level 6, via a temp dir per file."""
     (write_label if image.ndim == 2 else write_image)(path, image)
 
 
@@ -151,7 +151,7 @@ def main(argv=None):
     )
     print(f"  segaug, 1 process          {med('segaug', 0):6.1f} img/s  {med('segaug', 1):6.1f} per core")
     print(
-        f"  before issue 13, 1 process {med('before', 0):6.1f} img/s  {med('before', 1):6.1f} per core"
+        f"  before rework, 1 process   {med('before', 0):6.1f} img/s  {med('before', 1):6.1f} per core"
         f"   segaug/before {ratio('segaug', 'before', 0):.2f}x"
     )
     if res["workers"]:

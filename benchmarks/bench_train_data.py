@@ -9,7 +9,7 @@ same VOC-sized JPEGs (500x375 and 375x500, objects with 255 boundaries, like VOC
 
 * ``segaug``: :class:`segaug.train.data.SegDataset` (uint8 out; the normalisation is done on the
   device in the training step, timed separately below as ``to_model_input``);
-* ``before``: the pipeline as it was before issue 13 (PIL decode, per-read label check with
+* ``before``: the pipeline as it was before its rework (PIL decode, per-read label check with
   np.unique, np.unique crop check, float photometric steps, float32 CHW normalised in the worker);
 * ``mmseg``: MMSegmentation 1.2.2's own VOC train pipeline (LoadImageFromFile, LoadAnnotations,
   ..., PackSegInputs), run by ``benchmarks/_mmseg_voc_pipeline.py`` with the reference venv's
@@ -74,7 +74,7 @@ def voc_like(root: Path, n: int) -> list[str]:
     return ids
 
 
-# ------------------------------------------------------------------ the pipeline before issue 13
+# ------------------------------------------------------------------ the pipeline before its rework
 def _before_item(tf, sample, rng):
     from segaug.train.transforms import _crop_bbox, normalize, random_flip, random_resize
 
@@ -188,7 +188,7 @@ def main(argv=None):
     )
     print(f"  segaug (uint8 out)       {med['segaug']:7.1f} img/CPU-s")
     print(
-        f"  before issue 13          {med['before']:7.1f} img/CPU-s   "
+        f"  before the rework        {med['before']:7.1f} img/CPU-s   "
         f"segaug/before {np.median(np.divide(rates['segaug'], rates['before'])):.2f}x"
     )
     if have_mmseg:

@@ -9,7 +9,7 @@ r"""Open-vocabulary surface maps of a split's training images (where a pasted ob
 One map per image (OUT/{id}.png, uint8: k = names[k], 255 = none, plus {id}.json with the
 names). Only the surfaces that are not classes of the dataset are predicted; the others come
 from the label at paste time. Sources: clipseg (CLIPSeg, light) or sam_clip (SAM 2 masks scored
-against the surface prompts with CLIP, as in seed 002); see segaug.openvocab.
+against the surface prompts with CLIP, as in the open-vocabulary segmentation thesis); see segaug.openvocab.
 """
 
 import argparse

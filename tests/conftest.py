@@ -35,5 +35,5 @@ def run_snakemake(*args, cwd=ROOT, check=True, timeout=1800):
 @pytest.fixture
 def shared_data():
     if not SHARED_DATA.exists():
-        pytest.skip("../shared/data (reference split lists) is not beside the repository")
+        pytest.skip("the U2PL reference split lists are not beside the repository (developer checkouts only)")
     return SHARED_DATA

@@ -1,4 +1,4 @@
-"""A user's own dataset, checked at the door (issue #10).
+"""A user's own dataset, checked at the door.
 
 Datasets that are not PASCAL VOC (six classes of their own, their own palette, odd sizes,
 grayscale JPEGs, 255 borders), as a VOC-layout export (CVAT's layout, colour-coded masks and a

@@ -459,7 +459,7 @@ def test_train_config_errors(shapes, tmp_path):
         run(_script("train").main, _args(shapes, tmp_path, train_json='{"steps": 4, "bogus": 1}'))
 
 
-# ---------------------------------------------------------------- the fast pipeline (issue 13)
+# ---------------------------------------------------------------- the fast pipeline
 
 
 def _reference_pipeline(tf, image, label, rng):
@@ -558,7 +558,7 @@ def test_channels_last_input_equals_contiguous():
 
 def test_batched_evaluation_gives_the_same_confusion_as_image_by_image(shapes, straight, tmp_path):
     """Batches of one image size (with workers) give exactly the confusion matrix of the
-    image-by-image loop with worker-side normalisation (the evaluation before issue 13)."""
+    image-by-image loop with worker-side normalisation (the evaluation before its rework)."""
     from segaug.metrics import ConfusionMeter
     from segaug.train.evaluate import evaluate, load_model, size_batches
 
@@ -679,7 +679,7 @@ def test_paper_models_are_r50_v1c_d8_with_aux_head(name):
     # to the parameter, part by part
     assert (enc, total - enc - aux, aux) == (ref["backbone"], ref["decode_head"], ref["auxiliary_head"])
     assert total == sum(ref.values())
-    # smp's own decoders are the same designs, narrower (the README's fidelity table)
+    # smp's own decoders are the same designs, narrower (the table in docs/fidelity.md)
     smp_dec = create_model(
         {
             **cfg,

@@ -1,8 +1,8 @@
 """SAM 2 + CLIP surfaces: class-agnostic masks labelled by CLIP mask-text alignment.
 
-The heavier open-vocabulary surface source, after the pipeline of ``seeds/002`` (SAM 2
-automatic masks, CLIP ViT-L/14 at 336 px, mask-text alignment with background suppression
-and prompt ensembling). :class:`SamClipSurfaces` works in three steps.
+The heavier open-vocabulary surface source, after the pipeline of the open-vocabulary
+segmentation thesis (SAM 2 automatic masks, CLIP ViT-L/14 at 336 px, mask-text alignment with
+background suppression and prompt ensembling). :class:`SamClipSurfaces` works in three steps.
 
 **1. Automatic masks** (:class:`Sam2MaskGenerator`, SAM 2 through transformers' ``Sam2Model``
 + ``Sam2Processor``). The image is encoded once; a ``points_per_side`` x ``points_per_side``
@@ -34,7 +34,7 @@ Then::
 
     S[i, t] = cos(r_i, e_t) - alpha * cos(r_i, e_bg)
 
-Relation to seed 002's ``S_i = (1/|M_i|) sum_{p in M_i} sim(f_p, e_t)`` (dense per-pixel
+Relation to that thesis's ``S_i = (1/|M_i|) sum_{p in M_i} sim(f_p, e_t)`` (dense per-pixel
 CLIP features ``f_p`` averaged over the mask): here the feature of every pixel of ``M_i`` is
 the embedding of the masked region, ``f_p = r_i`` for ``p in M_i``, so the mean over the mask
 is exactly ``cos(r_i, e_t)``; background suppression subtracts ``alpha`` (0.3, as in the
