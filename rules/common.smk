@@ -154,10 +154,12 @@ def report_slurm_kills(log):
     OUT_OF_MEMORY): the rule and wildcards, the SLURM job and state, the profile key to raise."""
     from segaug.workflow.cluster import slurm_kill_hints
 
-    try:
-        text = Path(log).read_text(errors="replace")
-    except (OSError, TypeError):
-        return
+    text = ""
+    for path in [log] if isinstance(log, (str, Path)) else log or []:  # Snakemake 9: a list
+        try:
+            text += Path(path).read_text(errors="replace")
+        except OSError:
+            pass
     for line in slurm_kill_hints(text):
         logger.error(line)
 
