@@ -2,7 +2,7 @@
 
 tests/slurm/cluster.sh starts munged, a private mariadbd + slurmdbd (accounting) and
 slurmctld + slurmd in a temporary directory; the toy workflow (tests/slurm/toy/Snakefile)
-runs through `snakemake --executor slurm`. See docs/slurm-local.md.
+runs through `snakemake --executor slurm`. See docs/cluster.md.
 
 Skipped unless SLURM is installed (sbatch on PATH) or SEGAUG_SLURM_TESTS=1; with
 SEGAUG_SLURM_TESTS=1 the packages are installed (apt-get, root) when missing.

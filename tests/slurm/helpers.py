@@ -11,7 +11,7 @@ No package here (tests/slurm has no __init__.py); load this module by path:
         subprocess.run([helpers.snakemake_bin(), *targets, "--profile", "profiles/slurm",
                         *helpers.slurm_cli_args()], env=cl.env)
 
-See docs/slurm-local.md for why each flag is there.
+See docs/cluster.md for why each flag is there.
 """
 
 from __future__ import annotations
