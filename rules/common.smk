@@ -111,6 +111,10 @@ def use_software_envs():
         DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
     )
     if VENVS:
+        if not os.path.isabs(VENVS):
+            raise WorkflowError(
+                f"SEGAUG_VENVS={VENVS}: give an absolute path (jobs run in other directories)"
+            )
         envs = {e for r in workflow.rules for e in rule_envs(r)}
         problems = []
         for env in sorted(envs):
@@ -151,11 +155,14 @@ def use_software_envs():
 
 def report_slurm_kills(log):
     """onsuccess / onerror: one line per job SLURM ended for a too small request (TIMEOUT,
-    OUT_OF_MEMORY): the rule and wildcards, the SLURM job and state, the profile key to raise."""
+    OUT_OF_MEMORY): the rule and wildcards, the SLURM job and state, the profile key to raise.
+    """
     from segaug.workflow.cluster import slurm_kill_hints
 
     text = ""
-    for path in [log] if isinstance(log, (str, Path)) else log or []:  # Snakemake 9: a list
+    for path in (
+        [log] if isinstance(log, (str, Path)) else log or []
+    ):  # Snakemake 9: a list
         try:
             text += Path(path).read_text(errors="replace")
         except OSError:
