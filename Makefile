@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 # Rules call `python`: the venv's, unless a rule runs in its conda env (--sdm conda).
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench lint dag clean-demo install-profile mmseg-env calibrate estimate
+.PHONY: setup demo test bench lint dag clean-demo install-profile mmseg-env venvs calibrate estimate readme
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,15 @@ $(MMSEG_VENV)/.installed: envs/mmseg.yaml | $(VENV)/.installed
 	  print('\n'.join(next(x['pip'] for x in d if isinstance(x, dict))))" > $(MMSEG_VENV)/requirements.txt
 	$(MMSEG_VENV)/bin/python -m pip install --quiet -r $(MMSEG_VENV)/requirements.txt
 	touch $@
+
+# Every envs/*.yaml as a venv of its own pins, in $(VENVS)/<env> (scripts/build_venvs.py, with
+# uv: one unpacked copy of each wheel in uv's cache, hard-linked into the six venvs).
+# `SEGAUG_VENVS=$(abspath $(VENVS)) snakemake ...` then runs every job in its rule's venv.
+# Keep uv's cache (UV_CACHE_DIR, default ~/.cache/uv) on the file system of $(VENVS).
+VENVS ?= .venvs
+venvs: $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --quiet uv==0.13.9
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) scripts/build_venvs.py --dest $(VENVS)
 
 demo: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --configfile config/demo.yaml
@@ -92,7 +101,17 @@ clean-demo:
 
 # Make the bare `snakemake --profile slurm ...` work: Snakemake 9 looks a bare profile name up in
 # ~/.config/snakemake/ (and /etc/xdg/snakemake/). The link keeps following this checkout.
+# Refuses when ~/.config/snakemake/slurm exists and is not a link to this checkout's profile
+# (a folder or another link there would stay in force, or get our link put inside it).
+PROFILE_LINK := $(HOME)/.config/snakemake/slurm
 install-profile:
-	mkdir -p $(HOME)/.config/snakemake
-	ln -sfn $(abspath profiles/slurm) $(HOME)/.config/snakemake/slurm
-	@echo "snakemake --profile slurm now uses $(abspath profiles/slurm)"
+	@if [ -L "$(PROFILE_LINK)" ] && [ "$$(readlink "$(PROFILE_LINK)")" = "$(abspath profiles/slurm)" ]; then \
+	  echo "snakemake --profile slurm already uses $(abspath profiles/slurm)"; \
+	elif [ -e "$(PROFILE_LINK)" ] || [ -L "$(PROFILE_LINK)" ]; then \
+	  echo "error: $(PROFILE_LINK) exists and is not a link to $(abspath profiles/slurm);" \
+	    "move it away (or use --profile $(abspath profiles/slurm)) and run make install-profile again" >&2; \
+	  exit 1; \
+	else \
+	  mkdir -p "$(dir $(PROFILE_LINK))" && ln -s "$(abspath profiles/slurm)" "$(PROFILE_LINK)" && \
+	  echo "snakemake --profile slurm now uses $(abspath profiles/slurm)"; \
+	fi

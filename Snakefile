@@ -30,6 +30,8 @@ include: "rules/report.smk"
 
 localrules:
     all,
+    ablations,
+    seed_file,
     download_dataset,
     download_list,
     prefetch_weights,
@@ -61,3 +63,17 @@ rule prefetch:
     """Every download a run needs, on the submit host (compute nodes may have no internet)."""
     input:
         prefetch_targets(),
+
+
+# Every rule exists now: with SEGAUG_VENVS set, each job runs in the venv of its rule's env
+# (rules/common.smk, "software environments").
+use_software_envs()
+
+
+# A job SLURM killed for its time limit or memory: one line naming it and the profile key.
+onsuccess:
+    report_slurm_kills(log)
+
+
+onerror:
+    report_slurm_kills(log)

@@ -3,14 +3,19 @@
 # live in rules/helpers/{family}.smk.
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 SRC = Path(workflow.basedir) / "src"
 SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
@@ -23,13 +28,152 @@ from segaug.paste.methods import get_method
 from segaug.workflow import plan
 from segaug.workflow.config import expand_variants, validate_config
 
-# Every job, local or on a cluster node, imports the library from src/ (no install needed).
+
+def _braced(text):
+    """Text for shell.prefix, which formats it like a rule's command."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+# Every job, local or on a cluster node, imports the library from src/ (no install needed) and
+# finds the scripts under $SEGAUG_ROOT, the checkout's path. That path lives here only, in the
+# prefix, which Snakemake does not record: params, commands and inputs hold none, so a moved
+# checkout or results copied elsewhere with .snakemake/metadata plan nothing again.
 # Bash strict mode is kept (a custom prefix replaces Snakemake's default one).
 shell.prefix(
-    "set -euo pipefail; export PYTHONPATH="
-    + shlex.quote(str(SRC)).replace("{", "{{").replace("}", "}}")
-    + '"${{PYTHONPATH:+:$PYTHONPATH}}"; '
+    _braced(
+        "set -euo pipefail; "
+        f"export SEGAUG_ROOT={shlex.quote(workflow.basedir)}; "
+        f"export PYTHONPATH={shlex.quote(str(SRC))}"
+        '"${PYTHONPATH:+:$PYTHONPATH}"; '
+    )
 )
+
+
+# ------------------------------------------------------------------ software environments
+# Each job that runs code names its env (`conda: "../envs/NAME.yaml"`, or `train_env`, which
+# picks envs/train.yaml or envs/mmseg.yaml by the model's backend). Three ways to provide them:
+#   --sdm conda (profiles/slurm): Snakemake builds each env with conda or mamba;
+#   SEGAUG_VENVS=DIR: each job runs in DIR/NAME, a venv built from envs/NAME.yaml's pip pins by
+#     scripts/build_venvs.py (`make venvs`): hosts without conda, and CI's check of the envs;
+#   neither: jobs run in the environment snakemake itself runs in (the laptop's one venv).
+# The choice changes nothing Snakemake records: switching does not make jobs run again.
+VENVS = os.environ.get("SEGAUG_VENVS") or None
+VENV_SHELL = "bin/segaug-shell"  # written by scripts/build_venvs.py into each venv
+
+
+def env_name(spec):
+    """ "../envs/train.yaml" -> "train"."""
+    return Path(spec).stem
+
+
+def rule_envs(r):
+    """The env names a rule may run in (both backends' envs for `train_env`)."""
+    env = r.conda_env
+    if env is None:
+        return []
+    if callable(env):
+        return sorted(
+            {env_name(env(SimpleNamespace(model=m))) for m in config["models"]}
+        )
+    return [env_name(env)]
+
+
+def _venv_shell(env):
+    """The shell a job of a rule with conda env ``env`` (a path or a function) runs in."""
+
+    def shell_of(wildcards):
+        spec = env(wildcards) if callable(env) else env
+        return str(Path(VENVS, env_name(spec), VENV_SHELL))
+
+    return shell_of
+
+
+def _conda_available():
+    return bool(
+        shutil.which("conda")
+        or shutil.which("mamba")
+        or workflow.deployment_settings.conda_base_path
+    )
+
+
+def _without_conda(reason):
+    settings = workflow.deployment_settings
+    settings.deployment_method = frozenset(
+        m for m in settings.deployment_method if m != DeploymentMethod.CONDA
+    )
+    logger.info(reason)
+
+
+def use_software_envs():
+    """Called at the end of the Snakefile, once all rules exist. With SEGAUG_VENVS, run each
+    job in the venv of its rule's env (the job's shell is that venv's segaug-shell); without
+    it, check that --sdm conda has a conda to call."""
+    uses_conda = (
+        DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    )
+    if VENVS:
+        if not os.path.isabs(VENVS):
+            raise WorkflowError(
+                f"SEGAUG_VENVS={VENVS}: give an absolute path (jobs run in other directories)"
+            )
+        envs = {e for r in workflow.rules for e in rule_envs(r)}
+        problems = []
+        for env in sorted(envs):
+            venv, spec = Path(VENVS, env), Path(workflow.basedir, "envs", f"{env}.yaml")
+            marker = venv / ".segaug-env"
+            if not (venv / VENV_SHELL).is_file() or not marker.is_file():
+                problems.append(f"no venv {venv}")
+            elif marker.read_text().strip() != sha256_file(spec):
+                problems.append(f"{venv} is older than envs/{env}.yaml")
+        if problems:
+            raise WorkflowError(
+                f"SEGAUG_VENVS={VENVS}: {'; '.join(problems)}; build them with "
+                f"`python {workflow.basedir}/scripts/build_venvs.py --dest {VENVS}` "
+                "(make venvs VENVS=...)"
+            )
+        for r in workflow.rules:
+            if r.conda_env is not None:
+                r.resources["shell_exec"] = _venv_shell(r.conda_env)
+        if uses_conda:
+            _without_conda(
+                f"SEGAUG_VENVS={VENVS}: jobs run in its venvs, not in conda envs"
+            )
+    elif uses_conda and not _conda_available():
+        fix = (
+            "install conda or mamba (Miniforge), or build the envs as venvs "
+            "(make venvs VENVS=DIR) and set SEGAUG_VENVS=DIR, "
+            "or run in this environment with --sdm env-modules"
+        )
+        if workflow.output_settings.dryrun:
+            _without_conda(
+                f"no conda on this host (a dry run only); a real run needs: {fix}"
+            )
+        else:
+            raise WorkflowError(
+                f"--sdm conda (software-deployment-method in the profile) but no conda or mamba on PATH: {fix}"
+            )
+
+
+def report_slurm_kills(log):
+    """onsuccess / onerror: one line per job SLURM ended for a too small request (TIMEOUT,
+    OUT_OF_MEMORY): the rule and wildcards, the SLURM job and state, the profile key to raise.
+    """
+    from segaug.workflow.cluster import slurm_kill_hints
+
+    text = ""
+    for path in (
+        [log] if isinstance(log, (str, Path)) else log or []
+    ):  # Snakemake 9: a list
+        try:
+            text += Path(path).read_text(errors="replace")
+        except OSError:
+            pass
+    for line in slurm_kill_hints(text):
+        logger.error(line)
+
+
+def sha256_file(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------ validation
@@ -100,7 +244,13 @@ wildcard_constraints:
 
 # ------------------------------------------------------------------ paths
 def script(name):
-    return str(Path(workflow.basedir) / "scripts" / name)
+    """A script as a job's command names it: under $SEGAUG_ROOT (set by the shell prefix)."""
+    return f'"$SEGAUG_ROOT"/scripts/{name}'
+
+
+def seed_file(wildcards):
+    """The seed file of a job's seed (rule seed_file)."""
+    return f"{OUT}/seeds/{wildcards.seed}.txt"
 
 
 def jarg(obj):

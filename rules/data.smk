@@ -110,3 +110,17 @@ rule prefetch_weights:
         "HF_HOME={params.hf_home} TORCH_HOME={params.hf_home}/torch"
         " python {params.script} --model-json {params.model}"
         " --out {output} 2> {log}"
+
+
+rule seed_file:
+    """The seed as a file, an input of every job where a seed enters (paste, generate, train):
+    `--forcerun {outdir}/seeds/N.txt` reruns seed N and everything that reads its results.
+    """
+    output:
+        f"{OUT}/seeds/{{seed}}.txt",
+    log:
+        f"{OUT}/logs/seed_file/{{seed}}.log",
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "echo {wildcards.seed} > {output} 2> {log}"

@@ -141,6 +141,7 @@ rule generate:
     """One shard of a synthetic set: models load once, generate shard_size images."""
     input:
         unpack(generate_inputs),
+        seed=seed_file,
     output:
         directory(
             f"{OUT}/{{dataset}}/{{split}}/gen/{{variant}}/seed{{seed}}/shards/{{shard}}"

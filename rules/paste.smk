@@ -8,6 +8,7 @@ include: "helpers/paste.smk"
 rule paste:
     input:
         unpack(paste_inputs),
+        seed=seed_file,
     output:
         directory(f"{OUT}/{{dataset}}/{{split}}/paste/{{method}}/seed{{seed}}"),
     log:

@@ -77,6 +77,17 @@ rule ablation_table:
         " --out-csv {output.csv} --out-md {output.md} 2> {log}"
 
 
+rule ablations:
+    """Tables 3-7, those the config's `ablations` section defines (a target, not in `all`)."""
+    input:
+        [
+            f"{OUT}/tables/{table}.{ext}"
+            for table in ("table3", "table4", "table5", "table6", "table7")
+            if table in (config.get("ablations") or {})
+            for ext in ("csv", "md")
+        ],
+
+
 rule synthetic_sets_table:
     """Size, regenerations, entropy/CIR, CLIP score and FID of every synthetic set of Table 1."""
     input:

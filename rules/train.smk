@@ -11,6 +11,7 @@ include: "helpers/train.smk"
 rule train:
     input:
         unpack(train_inputs),
+        seed=seed_file,
     output:
         model=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/model.pt",
         curve=f"{OUT}/{{dataset}}/{{split}}/train/{{model}}/{{trainset}}/{{loss}}/seed{{seed}}/curve.csv",

@@ -66,25 +66,50 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def third_party_imports(path: Path, seen=None) -> set[str]:
-    """Top-level third-party modules imported by a file, following segaug imports."""
-    seen = set() if seen is None else seen
-    if path in seen:
+def _import_nodes(tree, eager_only: bool):
+    """Import statements of a module; with eager_only, those run at import time (not in functions)."""
+    if not eager_only:
+        yield from (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom))
+        return
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def third_party_imports(path: Path, seen=None, eager_only: bool = False) -> set[str]:
+    """Top-level third-party modules imported by a file, following segaug imports.
+
+    A module the code imports is followed with all its imports (its functions may run); the
+    packages around it (``segaug/vlm/__init__.py`` for ``segaug.vlm.tiny``) run only their
+    import-time statements, so only those are followed there.
+    """
+    seen = {} if seen is None else seen
+    if path in seen and (seen[path] or eager_only):  # seen[path]: followed with all imports
         return set()
-    seen.add(path)
+    seen[path] = not eager_only
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _import_nodes(ast.parse(path.read_text()), eager_only):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        elif node.level == 0 and node.module:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif node.level > 0:  # `from .x import y` inside segaug
+            package = path.parent.relative_to(ROOT / "src").parts
+            base = ".".join(package[: len(package) - node.level + 1] + ((node.module,) if node.module else ()))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
         for name in names:
             top = name.split(".")[0]
-            if top == "segaug":
-                f = module_file(name)
-                if f:
-                    found |= third_party_imports(f, seen)
+            if top == "segaug":  # importing segaug.a.b runs segaug/__init__.py and a/__init__.py too
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):
+                    f = module_file(".".join(parts[:i]))
+                    if f:
+                        found |= third_party_imports(f, seen, eager_only=eager_only or i < len(parts))
             elif top not in sys.stdlib_module_names and top != "__future__":
                 found.add(top)
     return found

@@ -2,7 +2,7 @@
 
 tests/slurm/cluster.sh starts munged, a private mariadbd + slurmdbd (accounting) and
 slurmctld + slurmd in a temporary directory; the toy workflow (tests/slurm/toy/Snakefile)
-runs through `snakemake --executor slurm`. See docs/slurm-local.md.
+runs through `snakemake --executor slurm`. See docs/cluster.md.
 
 Skipped unless SLURM is installed (sbatch on PATH) or SEGAUG_SLURM_TESTS=1; with
 SEGAUG_SLURM_TESTS=1 the packages are installed (apt-get, root) when missing.
@@ -46,6 +46,8 @@ helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
 SNAKEMAKE_TIMEOUT = 240  # s; a toy run takes ~30 s
+# steps of the wall-time test: more than SLURM's smallest limit (1 min) allows on this machine
+WALLTIME_STEPS = int(os.environ.get("SEGAUG_WALLTIME_STEPS", "600"))
 
 
 class _Clusters:
@@ -269,3 +271,61 @@ def test_demo_workflow_through_the_slurm_profile(slurm_cluster, tmp_path):
     assert len(on_gpu) == 8 and all("gres/gpu=1" in r["AllocTRES"] for r in on_gpu), rows
     table = "results/demo/tables/table1.csv"
     assert (onslurm / table).read_bytes() == (local / table).read_bytes()
+
+
+@pytest.mark.workflow
+def test_walltime_kill_is_named_and_the_rerun_resumes_to_the_same_model(slurm_cluster, tmp_path):
+    """A training whose `runtime` is shorter than it needs: SLURM kills it (TIMEOUT), the
+    console names the job, the state and the profile key to raise; nothing half-written is
+    kept as an output; run again, it resumes from its checkpoint and ends with the bytes of an
+    uninterrupted run."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_workflow import DELETE, TINY, write_config
+
+    from conftest import run_snakemake as run_local
+
+    run = "results/demo/shapes/full/train/pspnet_r18/origin/ce/seed0"
+    settings = {
+        **TINY,
+        "seeds": [0],
+        "table1.models": ["pspnet_r18"],
+        "table1.d_final": "paste-random",
+        "thesis": DELETE,
+        "train.steps": WALLTIME_STEPS,
+        "train.val_interval": 25,
+    }
+    straight, onslurm = tmp_path / "straight", tmp_path / "slurm"
+    for d in (straight, onslurm):
+        d.mkdir()
+    t0 = time.monotonic()
+    run_local(f"{run}/model.pt", "--cores", "1", "--configfile", str(write_config(straight, **settings)), cwd=straight)
+    uninterrupted = time.monotonic() - t0
+    print(f"uninterrupted training (local, incl. data): {uninterrupted:.0f}s")
+
+    cfg = write_config(onslurm, **settings)
+    short = helpers.small_resources({"train:runtime": 1})  # minutes: SLURM's smallest limit
+    p = helpers.run_demo_on_slurm(slurm_cluster, onslurm, cfg, f"{run}/model.pt", extra=["--retries", "0"], small=short)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, p.log
+    m = re.search(r"SLURM-job '(\d+)' failed, SLURM status is: 'TIMEOUT'", out)
+    assert m, p.log
+    row = wait_for(lambda: slurm_cluster.sacct([m.group(1)]).get(m.group(1)))
+    assert row and row["State"] == "TIMEOUT", row
+    # the hint: the job (rule and wildcards), its SLURM id and state, the profile key to raise
+    hint = [line for line in out.splitlines() if "TIMEOUT" in line and "runtime" in line]
+    assert hint, p.log
+    assert "train" in hint[0] and "seed=0" in hint[0] and m.group(1) in hint[0], hint
+    assert "set-resources" in hint[0] and "train" in hint[0] and "runtime" in hint[0] and "1 min" in hint[0], hint
+    # nothing half-written is an output; the checkpoint (not an output) survives
+    assert not (onslurm / run / "model.pt").exists()
+    assert (onslurm / run / "state" / "last.ckpt").exists(), "killed before its first checkpoint"
+
+    p = helpers.run_demo_on_slurm(slurm_cluster, onslurm, cfg, f"{run}/model.pt", extra=["--retries", "0"])
+    assert p.returncode == 0, p.log
+    log = (onslurm / "results/demo/logs/train/shapes/full/pspnet_r18/origin/ce/seed0.log").read_text()
+    assert "resuming from" in log, log[-2000:]
+    assert (onslurm / run / "model.pt").read_bytes() == (straight / run / "model.pt").read_bytes()
+    assert (onslurm / run / "curve.csv").read_bytes() == (straight / run / "curve.csv").read_bytes()
+    assert not (onslurm / run / "state" / "last.ckpt").exists()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real one-node SLURM cluster on localhost, for tests and CI (see docs/slurm-local.md).
+# A real one-node SLURM cluster on localhost, for tests and CI (see docs/cluster.md).
 #
 #   cluster.sh install                     apt-get install what is missing (munge, slurm-wlm,
 #                                          slurmdbd, mariadb-server); idempotent, needs root

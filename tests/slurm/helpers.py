@@ -11,7 +11,7 @@ No package here (tests/slurm has no __init__.py); load this module by path:
         subprocess.run([helpers.snakemake_bin(), *targets, "--profile", "profiles/slurm",
                         *helpers.slurm_cli_args()], env=cl.env)
 
-See docs/slurm-local.md for why each flag is there.
+See docs/cluster.md for why each flag is there.
 """
 
 from __future__ import annotations
@@ -237,30 +237,45 @@ class LocalSlurmCluster:
 
 # The node is small (2 CPUs): shrink the profile's per-rule requests, keep its partitions and
 # GPUs. --set-resources given here replaces the profile's mapping, so it is complete.
-SMALL = [
-    "--set-resources",
-    *(
-        f"{r}:{k}={v}"
-        for r in ("prepare_dataset", "make_split", "pool", "paste")
-        for k, v in (("mem_mb", 1000), ("cpus_per_task", 1), ("runtime", 20))
-    ),
-    *(
-        f"{r}:{k}={v}"
-        for r in ("train", "evaluate")
-        for k, v in (("mem_mb", 2000), ("cpus_per_task", 1), ("runtime", 30), ("slurm_partition", "gpu"), ("gpu", 1))
-    ),
-    "--set-threads",
-    "train=1",
-    "evaluate=1",
-    "prepare_dataset=1",
-    "pool=1",
-    "paste=1",
-    "--sdm",
-    "env-modules",  # the profile's conda needs conda channels, unreachable here
-]
+def small_resources(override: dict | None = None) -> list[str]:
+    """--set-resources / --set-threads for the local node; ``override``: {"train:runtime": 1}."""
+    res = {
+        **{
+            f"{r}:{k}": v
+            for r in ("prepare_dataset", "make_split", "pool", "paste")
+            for k, v in (("mem_mb", 1000), ("cpus_per_task", 1), ("runtime", 20))
+        },
+        **{
+            f"{r}:{k}": v
+            for r in ("train", "evaluate")
+            for k, v in (
+                ("mem_mb", 2000),
+                ("cpus_per_task", 1),
+                ("runtime", 30),
+                ("slurm_partition", "gpu"),
+                ("gpu", 1),
+            )
+        },
+        **(override or {}),
+    }
+    return [
+        "--set-resources",
+        *(f"{k}={v}" for k, v in res.items()),
+        "--set-threads",
+        "train=1",
+        "evaluate=1",
+        "prepare_dataset=1",
+        "pool=1",
+        "paste=1",
+        "--sdm",
+        "env-modules",  # the profile's conda needs conda channels, unreachable here
+    ]
 
 
-def run_demo_on_slurm(cluster, workdir: Path, cfg: Path, *targets, status_command=None):
+SMALL = small_resources()
+
+
+def run_demo_on_slurm(cluster, workdir: Path, cfg: Path, *targets, status_command=None, extra=(), small=SMALL):
     env = {
         **cluster.env,
         "SNAKEMAKE_SLURM_ACCOUNT": ACCOUNT,
@@ -277,7 +292,8 @@ def run_demo_on_slurm(cluster, workdir: Path, cfg: Path, *targets, status_comman
         "--profile",
         str(REPO / "profiles" / "slurm"),
         *slurm_cli_args(status_command, logdir=workdir / "slurm_logs"),
-        *SMALL,
+        *small,
+        *extra,
     ]
     p = run_snakemake(args, env, timeout=600)
     p.log = f"$ {' '.join(p.args)}\n{p.stdout[-3000:]}\n{p.stderr[-8000:]}"

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,7 +287,10 @@ def save_model_file(
         "train_cfg": dict(train_cfg),
         "loss_cfg": dict(loss_cfg),
         "test_scale": train_cfg["test_scale"],
-        "history": history,
+        # keys as the interned strings of the code: a history restored from a checkpoint then
+        # pickles to the same bytes as one built in this process (pickle shares equal objects
+        # by identity), so a resumed run's model file equals an uninterrupted run's
+        "history": [{sys.intern(k): v for k, v in h.items()} for h in history],
     }
     with atomic_path(out_model) as tmp:
         torch.save(payload, tmp)
