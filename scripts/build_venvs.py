@@ -132,7 +132,15 @@ def main(argv=None) -> int:
     ap.add_argument("--dest", type=Path, default=ROOT / ".venvs", help="folder of the venvs (default .venvs)")
     ap.add_argument("--envs-dir", type=Path, default=ROOT / "envs")
     ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    ap.add_argument(
+        "--print-uv-sources",
+        action="store_true",
+        help="print the uv flags for pip's configured indexes and exit (the Makefile's setup uses them)",
+    )
     args = ap.parse_args(argv)
+    if args.print_uv_sources:
+        print(shlex.join(pip_sources()))
+        return 0
 
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
     if not Path(uv).exists():
