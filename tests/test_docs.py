@@ -78,7 +78,9 @@ def test_long_docs_pages_have_a_contents_list():
     for page in DOCS.glob("*.md"):
         text = page.read_text(encoding="utf-8")
         if len(text.splitlines()) > 80:
-            assert "Contents:" in text or "## Contents" in text, f"{page.relative_to(ROOT)} is long and has no contents list"
+            assert "Contents:" in text or "## Contents" in text, (
+                f"{page.relative_to(ROOT)} is long and has no contents list"
+            )
 
 
 # ------------------------------------------------------------------------------ job counts
