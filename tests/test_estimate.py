@@ -14,7 +14,7 @@ import yaml
 from segaug.errors import SegaugError
 from segaug.estimate import Figures, dry_run_jobs, estimate, parse_dry_run, run_estimate
 from segaug.workflow.config import expand_variants
-from segaug.workflow.plan import variant_plan
+from segaug.workflow.plan import plan_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "config.yaml"
@@ -157,7 +157,7 @@ def test_published_figures_and_gpu_factor(paper_jobs, monkeypatch):
 def test_variant_plans_drive_predicted_sizes():
     cfg = yaml.safe_load(PAPER.read_text())
     v = expand_variants(cfg)
-    assert variant_plan(v["n27"]) == "balance-27"
+    assert plan_name(v["n27"]) == "balance-27"
     fig = Figures.load(None)
     from segaug.estimate import Sizes
 

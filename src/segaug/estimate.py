@@ -373,9 +373,9 @@ class Estimator:
         if kind == "paste":
             return n + n * int((self.cfg["paste"].get(name) or {}).get("copies", 1))
         if kind == "gen":
-            from segaug.workflow.plan import variant_plan
+            from segaug.workflow.plan import plan_name
 
-            g, _ = self.sizes.gen_images(split, dataset, variant_plan(self.variants[name]))
+            g, _ = self.sizes.gen_images(split, dataset, plan_name(self.variants[name]))
             return n + g
         return n
 
@@ -504,17 +504,17 @@ class Estimator:
         )
 
     def _cost_synthetic_set(self, w) -> Cost:
-        from segaug.workflow.plan import variant_plan
+        from segaug.workflow.plan import plan_name
 
-        n, _ = self.sizes.gen_images(w["split"], w["dataset"], variant_plan(self.variants[w["variant"]]))
+        n, _ = self.sizes.gen_images(w["split"], w["dataset"], plan_name(self.variants[w["variant"]]))
         c = self._per_image("synthetic_set", n)
         c.disk_gb = n * self.fig.defaults["disk"]["image_mb"] / 1e3
         return c
 
     def _cost_gen_quality(self, w) -> Cost:
-        from segaug.workflow.plan import variant_plan
+        from segaug.workflow.plan import plan_name
 
-        n, _ = self.sizes.gen_images(w["split"], w["dataset"], variant_plan(self.variants[w["variant"]]))
+        n, _ = self.sizes.gen_images(w["split"], w["dataset"], plan_name(self.variants[w["variant"]]))
         n_train, _ = self.sizes.split(w["split"], "train")
         return self._per_image("gen_quality", n + n_train)
 
@@ -553,7 +553,7 @@ class Estimator:
 
     # -- the shards of plans not made yet
     def predicted_shards(self, jobs: list[Job]) -> list[Job]:
-        from segaug.workflow.plan import variant_plan
+        from segaug.workflow.plan import plan_name
 
         have = {
             (j.wildcards.get("dataset"), j.wildcards.get("split"), j.wildcards.get("variant"), j.wildcards.get("seed"))
@@ -567,7 +567,7 @@ class Estimator:
             key = (w.get("dataset"), w.get("split"), w.get("variant"), w.get("seed"))
             if j.rule != "synthetic_set" or key in have:
                 continue
-            plan = variant_plan(self.variants[w["variant"]])
+            plan = plan_name(self.variants[w["variant"]])
             if Path(f"{self.sizes.out}/{w['dataset']}/{w['split']}/gen/plans/{plan}.json").exists():
                 continue  # the plan exists, so the dry run listed the shards still to make
             n, _ = self.sizes.gen_images(w["split"], w["dataset"], plan)
