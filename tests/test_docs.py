@@ -406,7 +406,11 @@ CHECKED_DIRS = ["docs", "src", "scripts", "rules", "config", "profiles", "envs",
 def test_nothing_points_outside_the_repository():
     files = [ROOT / f for f in CHECKED]
     for d in CHECKED_DIRS:
-        files += [p for p in (ROOT / d).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        files += [
+            p
+            for p in (ROOT / d).rglob("*")
+            if p.is_file() and not any(part == "__pycache__" or part.endswith(".egg-info") for part in p.parts)
+        ]
     files = [p for p in files if p != Path(__file__).resolve() and p.suffix not in {".svg", ".png", ".json", ".pyc"}]
     hits = []
     for p in files:

@@ -294,7 +294,7 @@ def test_walltime_kill_is_named_and_the_rerun_resumes_to_the_same_model(slurm_cl
         "table1.d_final": "paste-random",
         "thesis": DELETE,
         "train.steps": WALLTIME_STEPS,
-        "train.val_interval": 25,
+        "train.val_interval": 10,  # a checkpoint within the first minute even on a loaded machine
     }
     straight, onslurm = tmp_path / "straight", tmp_path / "slurm"
     for d in (straight, onslurm):
