@@ -46,8 +46,9 @@ helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
 SNAKEMAKE_TIMEOUT = 240  # s; a toy run takes ~30 s
-# steps of the wall-time test: more than SLURM's smallest limit (1 min) allows on this machine
-WALLTIME_STEPS = int(os.environ.get("SEGAUG_WALLTIME_STEPS", "600"))
+# steps of the wall-time test: more than SLURM's smallest limit (1 min) plus its kill slack allows
+# (a quiet 2-core machine trains 600 in 46 s: too few)
+WALLTIME_STEPS = int(os.environ.get("SEGAUG_WALLTIME_STEPS", "2400"))
 
 
 class _Clusters:
@@ -294,7 +295,7 @@ def test_walltime_kill_is_named_and_the_rerun_resumes_to_the_same_model(slurm_cl
         "table1.d_final": "paste-random",
         "thesis": DELETE,
         "train.steps": WALLTIME_STEPS,
-        "train.val_interval": 10,  # a checkpoint within the first minute even on a loaded machine
+        "train.val_interval": 20,  # a checkpoint within the first minute even on a loaded machine
     }
     straight, onslurm = tmp_path / "straight", tmp_path / "slurm"
     for d in (straight, onslurm):
